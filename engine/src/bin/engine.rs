@@ -1,0 +1,5 @@
+//! `engine`: the docker-like front end (images, run, ps, logs, stop, rm, volumes).
+
+fn main() {
+    println!("cgroup mode: {}", engine::cgroups::mode::detect());
+}

@@ -1,0 +1,3 @@
+//! Control groups: the resource limits of a container, on v1, v2 and hybrid hosts.
+
+pub mod mode;
