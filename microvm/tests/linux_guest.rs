@@ -1,0 +1,289 @@
+//! The Linux guest as a user drives it: `microvm initramfs` builds an archive the
+//! kernel accepts (proved by booting it under QEMU's microvm machine), and
+//! `microvm run` refuses bad input with a clear error and leaves nothing behind.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use assert_cmd::Command as Cmd;
+use predicates::prelude::PredicateBooleanExt;
+use predicates::str::contains;
+
+/// The host kernel the tests boot (Debian's cloud kernel, a bzImage).
+fn host_kernel() -> Option<PathBuf> {
+    microvm::linux::run::default_kernel()
+}
+
+fn workload_bin() -> PathBuf {
+    let microvm = PathBuf::from(env!("CARGO_BIN_EXE_microvm"));
+    microvm.with_file_name("workload")
+}
+
+fn microvm() -> Cmd {
+    Cmd::cargo_bin("microvm").unwrap()
+}
+
+fn build_initramfs(dir: &Path) -> PathBuf {
+    let out = dir.join("initrd.cpio");
+    microvm()
+        .args(["initramfs", "--init"])
+        .arg(workload_bin())
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .success();
+    out
+}
+
+fn is_pvm() -> bool {
+    microvm::kvm_flavor::detect() == microvm::kvm_flavor::KvmFlavor::Pvm
+}
+
+#[test]
+fn initramfs_lists_init_console_and_added_files_with_cpio() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = dir.path().join("data.txt");
+    std::fs::write(&extra, "hello").unwrap();
+    let out = dir.path().join("initrd.cpio");
+    microvm()
+        .args(["initramfs", "--init"])
+        .arg(workload_bin())
+        .arg("--add")
+        .arg(format!("{}:/etc/isolab/data.txt", extra.display()))
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .success();
+    let Ok(listing) = Command::new("cpio")
+        .arg("-it")
+        .stdin(std::fs::File::open(&out).unwrap())
+        .output()
+    else {
+        println!("skipped the cpio cross-check: cpio is not installed (the writer is also checked by a unit-test reader)");
+        return;
+    };
+    let names = String::from_utf8_lossy(&listing.stdout);
+    for name in [
+        "init",
+        "dev/console",
+        "etc",
+        "etc/isolab",
+        "etc/isolab/data.txt",
+    ] {
+        assert!(
+            names.lines().any(|l| l == name),
+            "{name} missing from {names}"
+        );
+    }
+}
+
+#[test]
+fn initramfs_bad_add_and_missing_init_are_clear_errors_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("initrd.cpio");
+    microvm()
+        .args(["initramfs", "--init"])
+        .arg(workload_bin())
+        .args(["--add", "nocolon", "-o"])
+        .arg(&out)
+        .assert()
+        .failure()
+        .stderr(contains("SRC:DST"));
+    microvm()
+        .args(["initramfs", "--init", "/nonexistent/init", "-o"])
+        .arg(&out)
+        .assert()
+        .failure()
+        .stderr(contains("/nonexistent/init"));
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing left behind"
+    );
+}
+
+/// The archive boots a real kernel: QEMU's microvm machine (TCG, so it runs on any
+/// host) with the host's kernel runs the workload as /init and it prints RESULT.
+#[test]
+fn initramfs_boots_debian_kernel_under_qemu_and_workload_reports_result() {
+    let Some(kernel) = host_kernel() else {
+        println!("skipped: no /boot/vmlinuz-* on this host");
+        return;
+    };
+    if Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("skipped: qemu-system-x86_64 is not installed (.ci/run installs it)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let initrd = build_initramfs(dir.path());
+    let output = Command::new("timeout")
+        .args([
+            "600",
+            "qemu-system-x86_64",
+            "-M",
+            "microvm,rtc=on",
+            "-cpu",
+            "max",
+            "-accel",
+            "tcg",
+            "-m",
+            "256",
+            "-nographic",
+            "-no-reboot",
+            "-kernel",
+        ])
+        .arg(&kernel)
+        .arg("-initrd")
+        .arg(&initrd)
+        .args([
+            "-append",
+            "console=ttyS0 reboot=k panic=-1 lpj=2000000 no_timer_check quiet -- info",
+        ])
+        .output()
+        .unwrap();
+    let console = String::from_utf8_lossy(&output.stdout);
+    let result = console
+        .lines()
+        .find(|l| l.starts_with("RESULT {"))
+        .unwrap_or_else(|| panic!("no RESULT line in:\n{console}"));
+    assert!(result.contains("\"info\""), "{result}");
+    assert!(console.contains("READY"), "{console}");
+}
+
+#[test]
+fn run_on_pvm_without_force_explains_why_it_refuses() {
+    if !is_pvm() {
+        println!("skipped: this host's KVM is not PVM");
+        return;
+    }
+    microvm()
+        .args(["run", "--kernel", "/boot/does-not-matter"])
+        .assert()
+        .code(125)
+        .stderr(contains("PVM").and(contains("--force")));
+}
+
+fn run_forced() -> Cmd {
+    let mut cmd = microvm();
+    cmd.args(["run", "--force"]);
+    cmd
+}
+
+fn kvm_present() -> bool {
+    Path::new("/dev/kvm").exists()
+}
+
+#[test]
+fn run_a_file_that_is_not_a_kernel_is_refused() {
+    if !kvm_present() {
+        println!("skipped: no /dev/kvm");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("vmlinuz");
+    std::fs::write(&fake, "#!/bin/sh\necho not a kernel\n").unwrap();
+    run_forced()
+        .arg("--kernel")
+        .arg(&fake)
+        .assert()
+        .code(125)
+        .stderr(contains("not a Linux kernel"));
+}
+
+#[test]
+fn run_a_truncated_bzimage_is_refused() {
+    let Some(kernel) = host_kernel().filter(|_| kvm_present()) else {
+        println!("skipped: needs /dev/kvm and a /boot/vmlinuz-*");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cut = dir.path().join("vmlinuz");
+    let bytes = std::fs::read(kernel).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    run_forced()
+        .arg("--kernel")
+        .arg(&cut)
+        .assert()
+        .code(125)
+        .stderr(contains("truncated"));
+}
+
+#[test]
+fn run_an_initrd_larger_than_memory_is_refused() {
+    let Some(kernel) = host_kernel().filter(|_| kvm_present()) else {
+        println!("skipped: needs /dev/kvm and a /boot/vmlinuz-*");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.cpio");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    run_forced()
+        .arg("--kernel")
+        .arg(&kernel)
+        .arg("--initrd")
+        .arg(&big)
+        .args(["--mem", "32"])
+        .assert()
+        .code(125)
+        .stderr(contains("initrd").and(contains("--mem")));
+}
+
+/// On a PVM host the stock kernel's decompressor runs instruction-emulated: the test
+/// asserts the monitor boots it far enough to program the serial port (the early
+/// console), then ends the VM cleanly at --timeout with status 124 and STATS.
+#[test]
+fn run_forced_boot_reaches_the_kernels_serial_console_and_times_out_cleanly() {
+    let Some(kernel) = host_kernel().filter(|_| kvm_present()) else {
+        println!("skipped: needs /dev/kvm and a /boot/vmlinuz-*");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let initrd = build_initramfs(dir.path());
+    let output = run_forced()
+        .arg("--kernel")
+        .arg(&kernel)
+        .arg("--initrd")
+        .arg(&initrd)
+        .args([
+            "--timeout",
+            "20",
+            "--stats",
+            "--cmdline",
+            "console=ttyS0 earlyprintk=ttyS0 reboot=k panic=-1",
+            "--",
+            "info",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stats = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("STATS "))
+        .unwrap_or_else(|| panic!("no STATS in {stderr}"));
+    let stats: serde_json::Value = serde_json::from_str(stats).unwrap();
+    let ports = &stats["ports"];
+    assert!(
+        ports["0x3fb"]["count"].as_u64().unwrap_or(0) > 0,
+        "the kernel programmed the UART: {stats}"
+    );
+    let phases: Vec<_> = stats["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(phases[0], "monitor_setup");
+    match output.status.code() {
+        Some(124) => assert!(stderr.contains("--timeout"), "{stderr}"),
+        // Hardware KVM: the guest boots to the workload, which exits 0.
+        Some(0) => assert!(String::from_utf8_lossy(&output.stdout).contains("RESULT {")),
+        other => panic!("unexpected exit {other:?}: {stderr}"),
+    }
+}
