@@ -22,7 +22,8 @@ pub const GDT_ADDR: u64 = 0x8000;
 pub const IDT_ADDR: u64 = 0x9000;
 /// The 64-bit task-state segment (holds RSP0 and IST1).
 pub const TSS_ADDR: u64 = 0xa000;
-/// The CPL0 stub code: the syscall entry and one exit stub per exception vector.
+/// The stub code: the syscall entry and one exit stub per exception vector. Mapped
+/// read-only and user-executable: on PVM hosts the syscall entry runs at CPL3.
 pub const STUB_ADDR: u64 = 0xb000;
 /// Lowest address of the CPL0 stack exceptions are delivered on.
 pub const KERNEL_STACK_BOTTOM: u64 = 0xc000;
@@ -60,14 +61,16 @@ pub const GDT_ENTRIES: usize = 7;
 /// Number of IDT gates: the architectural exception vectors.
 pub const IDT_ENTRIES: usize = 32;
 
-/// The port the syscall entry stub writes to: each guest `syscall` is an exit on it.
-pub const SYSCALL_PORT: u16 = 0xe0;
+/// The page the syscall entry stores to: no memory backs it, so each guest `syscall`
+/// becomes an MMIO exit, at CPL0 (hardware KVM) or CPL3 (PVM) alike.
+pub const SYSCALL_MMIO_ADDR: u64 = 0xc000_0000; // 3 GiB, just past the largest RAM
 /// Exception vector N's stub writes to port EXCEPTION_PORT_BASE + N (N < 32).
 pub const EXCEPTION_PORT_BASE: u16 = 0xc0; // 0xc0..=0xdf
 /// Offset of the syscall entry in the stub page (MSR_LSTAR points here).
 pub const SYSCALL_ENTRY_OFFSET: u64 = 0x0;
-/// Offset of the SYSRET instruction in the stub page: the vCPU starts here to enter CPL3.
-pub const SYSRET_OFFSET: u64 = 0x2;
+/// Offset of the SYSRET instruction in the stub page (after the 9-byte store): the
+/// vCPU starts here to enter CPL3.
+pub const SYSRET_OFFSET: u64 = 0x9;
 /// Offset of the first exception stub in the stub page.
 pub const EXCEPTION_STUBS_OFFSET: u64 = 0x100;
 /// Bytes per exception stub.

@@ -1,12 +1,14 @@
 //! Identity-mapped 4-level page tables for the kernel-less guest: guest virtual equals
 //! guest physical for all RAM. Page 0 is left unmapped so NULL dereferences fault, the
-//! system area (tables, GDT, IDT, TSS, stub, CPL0 stack) is supervisor-only, and the
-//! rest is user-accessible. The first 2 MiB use 4 KiB pages, the rest 2 MiB pages.
+//! system area (tables, GDT, IDT, TSS, CPL0 stack) is supervisor-only, the stub page
+//! read-only, and the rest is user-accessible. The first 2 MiB use 4 KiB pages, the
+//! rest 2 MiB pages. One more 2 MiB page maps the syscall MMIO window above RAM.
 
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use super::layout::{
-    LARGE_PAGE_SIZE, PAGE_SIZE, PDPT_ADDR, PD_ADDR, PD_COUNT, PML4_ADDR, PT0_ADDR, USER_START,
+    LARGE_PAGE_SIZE, PAGE_SIZE, PDPT_ADDR, PD_ADDR, PD_COUNT, PML4_ADDR, PT0_ADDR, STUB_ADDR,
+    SYSCALL_MMIO_ADDR, USER_START,
 };
 
 /// Present.
@@ -35,7 +37,7 @@ pub enum PagingError {
 /// Writes the page tables for `mem_size` bytes of RAM; CR3 must point at `PML4_ADDR`.
 pub fn setup_identity_map(mem: &GuestMemoryMmap, mem_size: u64) -> Result<(), PagingError> {
     let limit = PD_COUNT * 512 * LARGE_PAGE_SIZE;
-    if mem_size > limit {
+    if mem_size > limit.min(SYSCALL_MMIO_ADDR) {
         return Err(PagingError::TooMuchMemory(mem_size, limit));
     }
     if mem_size % LARGE_PAGE_SIZE != 0 || mem_size == 0 {
@@ -53,7 +55,22 @@ pub fn setup_identity_map(mem: &GuestMemoryMmap, mem_size: u64) -> Result<(), Pa
         let entry = (page * LARGE_PAGE_SIZE) | table | PTE_LARGE;
         mem.write_obj(entry, GuestAddress(PD_ADDR + page * 8))?;
     }
+    map_syscall_window(mem)?;
     write_first_table(mem)
+}
+
+/// Maps the 2 MiB page at SYSCALL_MMIO_ADDR (no RAM behind it, so stores there exit).
+fn map_syscall_window(mem: &GuestMemoryMmap) -> Result<(), PagingError> {
+    let table = PTE_PRESENT | PTE_WRITABLE | PTE_USER;
+    let page = SYSCALL_MMIO_ADDR / LARGE_PAGE_SIZE;
+    let pd = page / 512;
+    mem.write_obj(
+        (PD_ADDR + pd * PAGE_SIZE) | table,
+        GuestAddress(PDPT_ADDR + pd * 8),
+    )?;
+    let entry = SYSCALL_MMIO_ADDR | table | PTE_LARGE;
+    mem.write_obj(entry, GuestAddress(PD_ADDR + page * 8))?;
+    Ok(())
 }
 
 /// The 4 KiB entries of the first 2 MiB: none for page 0, supervisor below USER_START.
@@ -61,8 +78,11 @@ fn write_first_table(mem: &GuestMemoryMmap) -> Result<(), PagingError> {
     let mut entries = [0u64; 512];
     for (index, entry) in entries.iter_mut().enumerate().skip(1) {
         let addr = index as u64 * PAGE_SIZE;
-        let user = if addr >= USER_START { PTE_USER } else { 0 };
-        *entry = addr | PTE_PRESENT | PTE_WRITABLE | user;
+        *entry = match addr {
+            STUB_ADDR => addr | PTE_PRESENT | PTE_USER,
+            a if a < USER_START => addr | PTE_PRESENT | PTE_WRITABLE,
+            _ => addr | PTE_PRESENT | PTE_WRITABLE | PTE_USER,
+        };
     }
     let bytes: Vec<u8> = entries.iter().flat_map(|e| e.to_le_bytes()).collect();
     mem.write_slice(&bytes, GuestAddress(PT0_ADDR))?;
@@ -154,6 +174,10 @@ mod tests {
         ));
         assert!(matches!(
             setup_identity_map(&mem, 8 << 30),
+            Err(PagingError::TooMuchMemory(..))
+        ));
+        assert!(matches!(
+            setup_identity_map(&mem, SYSCALL_MMIO_ADDR + LARGE_PAGE_SIZE),
             Err(PagingError::TooMuchMemory(..))
         ));
     }
