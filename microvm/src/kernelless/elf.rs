@@ -32,8 +32,8 @@ const MAX_PHNUM: u16 = 256;
 /// Why a program could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ElfError {
-    /// The file could not be opened or read.
-    #[error("reading {path}: {source}")]
+    /// The file could not be opened or read (the caller names the path).
+    #[error("{source}")]
     Io {
         /// The program.
         path: PathBuf,

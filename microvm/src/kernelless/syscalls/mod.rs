@@ -1,5 +1,6 @@
-//! STAND-IN syscall layer: just enough for a trivial static binary (write, writev,
-//! exit, exit_group, brk, arch_prctl, mprotect as a no-op). The full layer lives on branch `vmm-syscalls`
+//! STAND-IN syscall layer: just enough for a trivial static binary and the workload's
+//! `ready` (write, writev, exit, exit_group, brk, arch_prctl, anonymous mmap as a bump
+//! allocator, and mprotect/munmap/poll/rt_sigaction as no-ops). The full layer lives on branch `vmm-syscalls`
 //! and replaces this file at merge; the API below is the agreed contract.
 
 use std::collections::BTreeMap;
@@ -69,12 +70,17 @@ pub struct SyscallStats {
 pub struct SyscallHandler {
     config: SyscallConfig,
     brk: u64,
+    mmap_next: u64,
     stats: SyscallStats,
     ready_at: Option<Instant>,
 }
 
 const SYS_WRITE: u64 = 1;
+const SYS_POLL: u64 = 7;
+const SYS_MMAP: u64 = 9;
 const SYS_MPROTECT: u64 = 10;
+const SYS_MUNMAP: u64 = 11;
+const SYS_RT_SIGACTION: u64 = 13;
 const SYS_BRK: u64 = 12;
 const SYS_WRITEV: u64 = 20;
 const SYS_EXIT: u64 = 60;
@@ -92,6 +98,10 @@ fn name(nr: u64) -> String {
         SYS_WRITE => "write".into(),
         SYS_BRK => "brk".into(),
         SYS_MPROTECT => "mprotect".into(),
+        SYS_POLL => "poll".into(),
+        SYS_MMAP => "mmap".into(),
+        SYS_MUNMAP => "munmap".into(),
+        SYS_RT_SIGACTION => "rt_sigaction".into(),
         SYS_WRITEV => "writev".into(),
         SYS_EXIT => "exit".into(),
         SYS_ARCH_PRCTL => "arch_prctl".into(),
@@ -107,9 +117,11 @@ impl SyscallHandler {
             return Err(SyscallError::Rootfs(config.rootfs));
         }
         let brk = config.address_space.brk_start;
+        let mmap_next = config.address_space.mmap_start;
         Ok(Self {
             config,
             brk,
+            mmap_next,
             stats: SyscallStats::default(),
             ready_at: None,
         })
@@ -129,7 +141,12 @@ impl SyscallHandler {
             SYS_WRITEV => SyscallAction::Return(self.writev(mem, args[0], args[1], args[2])),
             SYS_BRK => SyscallAction::Return(self.brk(args[0])),
             // Guest memory is mapped read-write-execute; protections are not enforced.
-            SYS_MPROTECT => SyscallAction::Return(0),
+            // Nothing is ever freed or protected by the stand-in.
+            SYS_MPROTECT | SYS_MUNMAP => SyscallAction::Return(0),
+            // Nothing pending on any descriptor.
+            SYS_POLL => SyscallAction::Return(0),
+            SYS_RT_SIGACTION => SyscallAction::Return(rt_sigaction(mem, args[2])),
+            SYS_MMAP => SyscallAction::Return(self.mmap(args[0], args[1], args[3], args[4])),
             SYS_ARCH_PRCTL => SyscallAction::Return(arch_prctl(mem, cpu, args[0], args[1])),
             SYS_EXIT | SYS_EXIT_GROUP => SyscallAction::Exit(args[0] as i32),
             _ => {
@@ -192,6 +209,22 @@ impl SyscallHandler {
         self.brk
     }
 
+    /// Anonymous private mappings only, handed out upwards and never reused.
+    fn mmap(&mut self, addr: u64, len: u64, flags: u64, fd: u64) -> u64 {
+        let anonymous = flags & libc::MAP_ANONYMOUS as u64 != 0;
+        if addr != 0 || !anonymous || fd as i64 != -1 || len == 0 {
+            return errno(libc::ENOSYS);
+        }
+        let start = self.mmap_next;
+        match start.checked_add(len.next_multiple_of(4096)) {
+            Some(end) if end <= self.config.address_space.mmap_end => {
+                self.mmap_next = end;
+                start
+            }
+            _ => errno(libc::ENOMEM),
+        }
+    }
+
     /// Counts so far.
     pub fn stats(&self) -> SyscallStats {
         self.stats.clone()
@@ -200,6 +233,18 @@ impl SyscallHandler {
     /// When the guest first wrote a line "READY" to fd 1.
     pub fn ready_at(&self) -> Option<Instant> {
         self.ready_at
+    }
+}
+
+/// Accepts any handler (no signal is ever delivered); the old action reads as SIG_DFL.
+fn rt_sigaction(mem: &GuestMemoryMmap, old: u64) -> u64 {
+    const KERNEL_SIGACTION_SIZE: usize = 32;
+    if old == 0 {
+        return 0;
+    }
+    match mem.write_slice(&[0; KERNEL_SIGACTION_SIZE], GuestAddress(old)) {
+        Ok(()) => 0,
+        Err(_) => errno(libc::EFAULT),
     }
 }
 
@@ -283,6 +328,23 @@ mod tests {
         assert_eq!(bad, SyscallAction::Return(errno(libc::EFAULT)));
         let bad_write = h.handle(&mem, &mut cpu, SYS_WRITE, [1, 1 << 40, 4, 0, 0, 0]);
         assert_eq!(bad_write, SyscallAction::Return(errno(libc::EFAULT)));
+    }
+
+    #[test]
+    fn anonymous_mmap_hands_out_fresh_pages_until_the_area_is_full() {
+        let (mut h, mem) = handler();
+        let anon = (libc::MAP_ANONYMOUS | libc::MAP_PRIVATE) as u64;
+        let mut map = |len| {
+            h.handle(
+                &mem,
+                &mut FakeCpu::default(),
+                SYS_MMAP,
+                [0, len, 3, anon, u64::MAX, 0],
+            )
+        };
+        assert_eq!(map(100), SyscallAction::Return(0x20_0000));
+        assert_eq!(map(4096), SyscallAction::Return(0x20_1000));
+        assert_eq!(map(0x10_0000), SyscallAction::Return(errno(libc::ENOMEM)));
     }
 
     #[test]
