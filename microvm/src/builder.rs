@@ -13,7 +13,7 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use crate::arch::x86_64::layout::{
     BRK_MAX, EXCEPTION_PORT_BASE, IDT_ENTRIES, LARGE_PAGE_SIZE, PAGE_SIZE, STACK_SIZE,
-    SYSCALL_MMIO_ADDR, USER_START,
+    SYSCALL_PORT, USER_START,
 };
 use crate::arch::x86_64::{cpuid, gdt, idt, msr, paging, regs};
 use crate::devices::bus::{Bus, BusError};
@@ -88,9 +88,9 @@ pub struct KernellessVm {
     pub mem: GuestMemoryMmap,
     /// The single vCPU, parked on the SYSRET into the program.
     pub vcpu: Vcpu,
-    /// Port-I/O bus: the exception ports are traps.
+    /// Port-I/O bus: the syscall and exception ports are traps.
     pub pio: Bus,
-    /// MMIO bus: the syscall window is a trap.
+    /// MMIO bus (empty).
     pub mmio: Bus,
     /// The program's address space.
     pub address_space: AddressSpace,
@@ -118,8 +118,8 @@ pub fn build_kernelless(
         vm,
         mem,
         vcpu: Vcpu::new(vcpu, 0),
-        pio: exception_traps()?,
-        mmio: syscall_trap()?,
+        pio: traps()?,
+        mmio: Bus::new(),
         address_space,
     })
 }
@@ -238,19 +238,13 @@ pub fn address_space(image_end: u64, stack_bottom: u64) -> AddressSpace {
     }
 }
 
-/// The port bus of a kernel-less guest: the exception ports are traps the runner
-/// handles; there are no devices (CPL3 code cannot do port I/O).
-fn exception_traps() -> Result<Bus, BusError> {
+/// The port bus of a kernel-less guest: the syscall port and the exception ports are
+/// traps the runner handles; there are no devices.
+fn traps() -> Result<Bus, BusError> {
     let mut pio = Bus::new();
+    pio.insert_trap(SYSCALL_PORT.into(), 1)?;
     pio.insert_trap(EXCEPTION_PORT_BASE.into(), IDT_ENTRIES as u64)?;
     Ok(pio)
-}
-
-/// The MMIO bus of a kernel-less guest: the syscall window is a trap.
-fn syscall_trap() -> Result<Bus, BusError> {
-    let mut mmio = Bus::new();
-    mmio.insert_trap(SYSCALL_MMIO_ADDR, LARGE_PAGE_SIZE)?;
-    Ok(mmio)
 }
 
 #[cfg(test)]
@@ -272,13 +266,11 @@ mod tests {
     }
 
     #[test]
-    fn traps_cover_the_syscall_window_and_exception_ports() {
+    fn traps_cover_the_syscall_and_exception_ports() {
         use crate::devices::bus::Access;
-        let pio = exception_traps().unwrap();
+        let pio = traps().unwrap();
+        assert_eq!(pio.write(SYSCALL_PORT.into(), &[0]), Access::Trap);
         assert_eq!(pio.write(0xc0 + 14, &[0]), Access::Trap);
         assert_eq!(pio.write(0x3f8, &[0]), Access::Unmapped);
-        let mmio = syscall_trap().unwrap();
-        assert_eq!(mmio.write(SYSCALL_MMIO_ADDR, &[0]), Access::Trap);
-        assert_eq!(mmio.write(SYSCALL_MMIO_ADDR - 1, &[0]), Access::Unmapped);
     }
 }

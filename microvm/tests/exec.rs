@@ -99,7 +99,7 @@ fn kvm_workload_ready_prints_ready() {
         ]
     );
     assert!(
-        json["exits"]["mmio_write"]["count"].as_u64().unwrap() > 5,
+        json["ports"]["0xe0"]["count"].as_u64().unwrap() > 5,
         "one exit per syscall"
     );
     assert!(json["syscalls"].is_object());

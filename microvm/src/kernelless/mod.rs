@@ -1,6 +1,6 @@
 //! The kernel-less guest: a static Linux binary runs at CPL3 directly on the vCPU,
 //! with no guest kernel. Its `syscall`s exit to the monitor through a two-instruction
-//! stub (a store to an unbacked page, then SYSRET), the monitor performs them
+//! stub (`out` to the syscall port, then SYSRET), the monitor performs them
 //! (`syscalls/`), and CPU exceptions end the VM with a report. `exec` is what
 //! `microvm exec` runs.
 
@@ -20,7 +20,7 @@ use vm_memory::GuestMemoryMmap;
 
 use kvm_bindings::kvm_regs;
 
-use crate::arch::x86_64::layout::{MAX_MEM_MIB, MIN_MEM_MIB};
+use crate::arch::x86_64::layout::{MAX_MEM_MIB, MIN_MEM_MIB, SYSCALL_PORT};
 use crate::arch::x86_64::msr::{msrs, MSR_FS_BASE};
 use crate::arch::x86_64::regs::RFLAGS_RESERVED;
 use crate::builder::{build_kernelless, BuildError, KernellessSpec, KernellessVm};
@@ -292,7 +292,7 @@ impl TrapHandler<'_> {
             .get_regs()
             .map_err(ioctl("reading registers after a trap"))?;
         match trap {
-            Trap::Mmio(_) => self.syscall(fd, regs),
+            Trap::Pio(SYSCALL_PORT) => self.syscall(fd, regs),
             Trap::Pio(port) => {
                 let vector = stub::exception_vector(port).unwrap_or(u8::MAX);
                 let frame = ExceptionFrame::read(&self.mem, vector, regs.rsp);
@@ -302,6 +302,9 @@ impl TrapHandler<'_> {
                 self.exception = Some(GuestException::new(vector, &frame, sregs.cr2));
                 Ok(Some(StopReason::Exception(vector)))
             }
+            Trap::Mmio(addr) => Ok(Some(StopReason::Failed(format!(
+                "unexpected MMIO trap at {addr:#x}"
+            )))),
         }
     }
 

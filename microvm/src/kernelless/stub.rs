@@ -1,5 +1,5 @@
-//! The only code of the monitor's the kernel-less guest runs: the syscall entry (a store
-//! to the unbacked syscall page, then `sysretq`) and one `out` per exception vector.
+//! The only code of the monitor's that the kernel-less guest runs: the syscall entry
+//! (`out` to the syscall port, then `sysretq`) and one `out` per exception vector.
 //! Each is an exit to the monitor; kept to a couple of instructions because PVM hosts
 //! emulate CPL0 code.
 
@@ -7,13 +7,11 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryError, GuestMemoryMmap};
 
 use crate::arch::x86_64::layout::{
     EXCEPTION_PORT_BASE, EXCEPTION_STUBS_OFFSET, EXCEPTION_STUB_SIZE, IDT_ENTRIES, PAGE_SIZE,
-    STUB_ADDR, SYSCALL_ENTRY_OFFSET, SYSCALL_MMIO_ADDR, SYSRET_OFFSET,
+    STUB_ADDR, SYSCALL_ENTRY_OFFSET, SYSCALL_PORT, SYSRET_OFFSET,
 };
 
 /// `out imm8, al`.
 const OUT_IMM8_AL: u8 = 0xe6;
-/// `mov moffs64, al` (store AL at a 64-bit absolute address).
-const MOV_MOFFS64_AL: u8 = 0xa2;
 /// `sysretq` (REX.W 0F 07).
 const SYSRETQ: [u8; 3] = [0x48, 0x0f, 0x07];
 /// `hlt`.
@@ -25,8 +23,7 @@ const JMP_BACK_TO_HLT: [u8; 2] = [0xeb, 0xfd];
 pub fn stub_page() -> Vec<u8> {
     let mut page = vec![HLT; PAGE_SIZE as usize];
     let entry = SYSCALL_ENTRY_OFFSET as usize;
-    page[entry] = MOV_MOFFS64_AL;
-    page[entry + 1..entry + 9].copy_from_slice(&SYSCALL_MMIO_ADDR.to_le_bytes());
+    page[entry..entry + 2].copy_from_slice(&[OUT_IMM8_AL, SYSCALL_PORT as u8]);
     let sysret = SYSRET_OFFSET as usize;
     page[sysret..sysret + 3].copy_from_slice(&SYSRETQ);
     for vector in 0..IDT_ENTRIES {
@@ -62,11 +59,8 @@ mod tests {
     #[test]
     fn syscall_entry_exits_then_returns_to_user() {
         let page = stub_page();
-        assert_eq!(
-            &page[0..13],
-            &[0xa2, 0, 0, 0, 0xc0, 0, 0, 0, 0, 0x48, 0x0f, 0x07, 0xf4]
-        );
-        assert_eq!(SYSRET_OFFSET, 9, "the vCPU starts on the sysretq");
+        assert_eq!(&page[0..6], &[0xe6, 0xe0, 0x48, 0x0f, 0x07, 0xf4]);
+        assert_eq!(SYSRET_OFFSET, 2, "the vCPU starts on the sysretq");
     }
 
     #[test]
@@ -81,5 +75,6 @@ mod tests {
             );
         }
         assert_eq!(exception_vector(EXCEPTION_PORT_BASE - 1), None);
+        assert_eq!(exception_vector(SYSCALL_PORT), None);
     }
 }

@@ -2,13 +2,13 @@
 //! guest physical for all RAM. Page 0 is left unmapped so NULL dereferences fault, the
 //! system area (tables, GDT, IDT, TSS, CPL0 stack) is supervisor-only, the stub page
 //! read-only, and the rest is user-accessible. The first 2 MiB use 4 KiB pages, the
-//! rest 2 MiB pages. One more 2 MiB page maps the syscall MMIO window above RAM.
+//! rest 2 MiB pages.
 
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use super::layout::{
     LARGE_PAGE_SIZE, PAGE_SIZE, PDPT_ADDR, PD_ADDR, PD_COUNT, PML4_ADDR, PT0_ADDR, STUB_ADDR,
-    SYSCALL_MMIO_ADDR, USER_START,
+    USER_START,
 };
 
 /// Present.
@@ -37,7 +37,7 @@ pub enum PagingError {
 /// Writes the page tables for `mem_size` bytes of RAM; CR3 must point at `PML4_ADDR`.
 pub fn setup_identity_map(mem: &GuestMemoryMmap, mem_size: u64) -> Result<(), PagingError> {
     let limit = PD_COUNT * 512 * LARGE_PAGE_SIZE;
-    if mem_size > limit.min(SYSCALL_MMIO_ADDR) {
+    if mem_size > limit {
         return Err(PagingError::TooMuchMemory(mem_size, limit));
     }
     if mem_size % LARGE_PAGE_SIZE != 0 || mem_size == 0 {
@@ -55,22 +55,7 @@ pub fn setup_identity_map(mem: &GuestMemoryMmap, mem_size: u64) -> Result<(), Pa
         let entry = (page * LARGE_PAGE_SIZE) | table | PTE_LARGE;
         mem.write_obj(entry, GuestAddress(PD_ADDR + page * 8))?;
     }
-    map_syscall_window(mem)?;
     write_first_table(mem)
-}
-
-/// Maps the 2 MiB page at SYSCALL_MMIO_ADDR (no RAM behind it, so stores there exit).
-fn map_syscall_window(mem: &GuestMemoryMmap) -> Result<(), PagingError> {
-    let table = PTE_PRESENT | PTE_WRITABLE | PTE_USER;
-    let page = SYSCALL_MMIO_ADDR / LARGE_PAGE_SIZE;
-    let pd = page / 512;
-    mem.write_obj(
-        (PD_ADDR + pd * PAGE_SIZE) | table,
-        GuestAddress(PDPT_ADDR + pd * 8),
-    )?;
-    let entry = SYSCALL_MMIO_ADDR | table | PTE_LARGE;
-    mem.write_obj(entry, GuestAddress(PD_ADDR + page * 8))?;
-    Ok(())
 }
 
 /// The 4 KiB entries of the first 2 MiB: none for page 0, supervisor below USER_START.
@@ -155,6 +140,18 @@ mod tests {
     }
 
     #[test]
+    fn stub_is_user_executable_but_read_only() {
+        // On PVM the syscall entry runs at CPL3, so it must be reachable from there.
+        let mem = memory(16 << 20);
+        setup_identity_map(&mem, 16 << 20).unwrap();
+        assert_eq!(translate(&mem, STUB_ADDR), Some((STUB_ADDR, true)));
+        let pte: u64 = mem
+            .read_obj(GuestAddress(PT0_ADDR + (STUB_ADDR >> 12) * 8))
+            .unwrap();
+        assert_eq!(pte & PTE_WRITABLE, 0);
+    }
+
+    #[test]
     fn more_than_one_gib_uses_several_page_directories() {
         let size = 1536 << 20;
         let mem = memory(size);
@@ -174,10 +171,6 @@ mod tests {
         ));
         assert!(matches!(
             setup_identity_map(&mem, 8 << 30),
-            Err(PagingError::TooMuchMemory(..))
-        ));
-        assert!(matches!(
-            setup_identity_map(&mem, SYSCALL_MMIO_ADDR + LARGE_PAGE_SIZE),
             Err(PagingError::TooMuchMemory(..))
         ));
     }
