@@ -7,4 +7,5 @@
 //! - `linux/` boots a Linux kernel with an initramfs;
 //! - `kvm_flavor` tells hardware KVM from PVM.
 
+pub mod kernelless;
 pub mod kvm_flavor;
