@@ -104,9 +104,8 @@ pub struct MemoryState {
 impl MemoryState {
     /// Empty heap and no mappings; `None` if the ranges are inconsistent.
     pub fn new(space: AddressSpace) -> Option<Self> {
-        let aligned = [space.brk_start, space.mmap_start, space.mmap_end]
-            .iter()
-            .all(|a| a % PAGE == 0);
+        // brk_start may end mid-page (the end of .bss); the mmap area must be in pages.
+        let aligned = space.mmap_start % PAGE == 0 && space.mmap_end % PAGE == 0;
         let ordered = space.brk_start <= space.mmap_start && space.mmap_start < space.mmap_end;
         (aligned && ordered).then(|| Self {
             space,

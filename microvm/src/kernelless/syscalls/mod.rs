@@ -40,8 +40,8 @@ use self::user_memory::UserMemory;
 /// the stack, the page tables).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AddressSpace {
-    /// Initial program break: the page-aligned end of the loaded image. `brk` grows from
-    /// here up to `mmap_start`.
+    /// Initial program break: the end of the loaded image (page-aligned or not). `brk`
+    /// grows from here up to `mmap_start`.
     pub brk_start: u64,
     /// Lowest address `mmap` may hand out.
     pub mmap_start: u64,
@@ -88,7 +88,7 @@ pub enum SyscallError {
     },
     /// The address space ranges are inconsistent.
     #[error(
-        "bad guest address space {0:x?}: need page-aligned brk_start <= mmap_start < mmap_end"
+        "bad guest address space {0:x?}: need brk_start <= mmap_start < mmap_end, mmap range page-aligned"
     )]
     AddressSpace(AddressSpace),
 }
