@@ -302,6 +302,86 @@ impl SyscallHandler {
         host::access_fd(target.raw(), mode as i32).map(|_| 0)
     }
 
+    /// `utimensat(2)`: a NULL path means the file `dirfd` itself (`futimens`).
+    pub(super) fn utimensat(&mut self, um: &UserMemory<'_>, a: [u64; 6]) -> SysResult {
+        let (dirfd, path, times, flags) = (a[0], a[1], a[2], a[3]);
+        let allowed = (libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH) as u64;
+        if flags & !allowed != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let times = if times == 0 {
+            None
+        } else {
+            let raw = um.read_vec(times, 32)?;
+            let word =
+                |i: usize| i64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+            Some([
+                libc::timespec {
+                    tv_sec: word(0),
+                    tv_nsec: word(1),
+                },
+                libc::timespec {
+                    tv_sec: word(2),
+                    tv_nsec: word(3),
+                },
+            ])
+        };
+        let target = if path == 0 {
+            Target::Borrowed(self.fds.host_fd(u64::from(dirfd_of(dirfd) as u32))?)
+        } else {
+            self.target(um, dirfd, path, flags)?
+        };
+        host::utimens_fd(target.raw(), times.as_ref()).map(|_| 0)
+    }
+
+    /// `fchmodat(2)` (and `chmod`).
+    pub(super) fn fchmodat(
+        &mut self,
+        um: &UserMemory<'_>,
+        dirfd: u64,
+        path: u64,
+        mode: u64,
+    ) -> SysResult {
+        let target = self.target(um, dirfd, path, 0)?;
+        host::chmod_fd(target.raw(), mode as u32 & 0o7777).map(|_| 0)
+    }
+
+    /// `fchownat(2)` (and `chown`, `lchown`).
+    pub(super) fn fchownat(&mut self, um: &UserMemory<'_>, a: [u64; 6]) -> SysResult {
+        let allowed = (libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH) as u64;
+        if a[4] & !allowed != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let target = self.target(um, a[0], a[1], a[4])?;
+        host::chown_fd(target.raw(), a[2] as u32, a[3] as u32).map(|_| 0)
+    }
+
+    /// `truncate(2)`.
+    pub(super) fn truncate(&mut self, um: &UserMemory<'_>, path: u64, len: u64) -> SysResult {
+        let abs = self.guest_path(um, libc::AT_FDCWD as u64, path)?;
+        let file = self.rootfs.open_abs(&abs, libc::O_WRONLY, 0)?;
+        host::plain(
+            syscalls::Sysno::ftruncate,
+            [file.as_raw_fd() as u64, len, 0],
+        )
+        .map(|_| 0)
+    }
+
+    /// `statfs(2)`, or `fstatfs(2)` when `path` is `None`.
+    pub(super) fn statfs(
+        &mut self,
+        um: &UserMemory<'_>,
+        fd_or_path: (u64, Option<u64>),
+        buf: u64,
+    ) -> SysResult {
+        um.check(buf, host::STATFS_SIZE)?;
+        let target = match fd_or_path {
+            (fd, None) => Target::Borrowed(self.fds.host_fd(fd)?),
+            (_, Some(path)) => self.target(um, libc::AT_FDCWD as u64, path, 0)?,
+        };
+        um.write(buf, &host::fstatfs(target.raw())?).map(|()| 0)
+    }
+
     /// `getcwd(2)`: the guest path, NUL-terminated; returns its length with the NUL.
     pub(super) fn getcwd(&mut self, um: &UserMemory<'_>, buf: u64, size: u64) -> SysResult {
         let mut cwd = self.rootfs.cwd().to_vec();
@@ -534,6 +614,66 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(g.root.parent().unwrap().join("secret")).unwrap(),
             "host secret"
+        );
+    }
+
+    #[test]
+    fn touch_chmod_chown_truncate_and_statfs_act_on_rootfs_files() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let mut g = Guest::new();
+        let file = g.root.join("dir/file");
+        g.put_str(PATH, "/dir/file");
+        g.um().write_u64(SCRATCH, 1_000_000).unwrap();
+        g.um().write_u64(SCRATCH + 8, 0).unwrap();
+        g.um().write_u64(SCRATCH + 16, 2_000_000).unwrap();
+        g.um().write_u64(SCRATCH + 24, 0).unwrap();
+        let cwd = libc::AT_FDCWD as u64;
+        assert_eq!(g.call(Sysno::utimensat, &[cwd, PATH, SCRATCH, 0]), 0);
+        let meta = std::fs::metadata(&file).unwrap();
+        assert_eq!((meta.atime(), meta.mtime()), (1_000_000, 2_000_000));
+        // A NULL path is futimens on the fd; NULL times is "now".
+        let fd = open(&mut g, "/dir/file", libc::O_RDWR) as u64;
+        assert_eq!(g.call(Sysno::utimensat, &[fd, 0, 0, 0]), 0);
+        assert!(std::fs::metadata(&file).unwrap().mtime() > 2_000_000);
+        g.put_str(PATH, "/dir/file");
+        assert_eq!(g.call(Sysno::chmod, &[PATH, 0o600]), 0);
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(g.call(Sysno::chown, &[PATH, 0, 0]), 0);
+        assert_eq!(g.call(Sysno::truncate, &[PATH, 2]), 0);
+        assert_eq!(std::fs::read(&file).unwrap(), b"he");
+        assert_eq!(g.call(Sysno::statfs, &[PATH, SCRATCH]), 0);
+        assert_ne!(g.um().read_u64(SCRATCH).unwrap(), 0, "f_type");
+        assert_eq!(g.call(Sysno::fstatfs, &[fd, SCRATCH]), 0);
+        // chmod through an escaping symlink changes nothing outside.
+        g.put_str(PATH, "/hostpath");
+        assert_eq!(g.call(Sysno::chmod, &[PATH, 0o777]), err(Errno::ENOENT));
+        let secret = g.root.parent().unwrap().join("secret");
+        assert_ne!(
+            std::fs::metadata(secret).unwrap().permissions().mode() & 0o777,
+            0o777
+        );
+    }
+
+    #[test]
+    fn sendfile_copies_between_fds_and_updates_the_offset() {
+        let mut g = Guest::new();
+        let src = open(&mut g, "/dir/file", 0) as u64;
+        let dst = open(&mut g, "/copy", libc::O_WRONLY | libc::O_CREAT) as u64;
+        g.um().write_u64(SCRATCH, 1).unwrap();
+        assert_eq!(g.call(Sysno::sendfile, &[dst, src, SCRATCH, 100]), 4);
+        assert_eq!(g.um().read_u64(SCRATCH).unwrap(), 5);
+        assert_eq!(std::fs::read(g.root.join("copy")).unwrap(), b"ello");
+        assert_eq!(
+            g.call(Sysno::sendfile, &[dst, src, 0, 100]),
+            5,
+            "own offset untouched"
+        );
+        assert_eq!(
+            g.call(Sysno::sendfile, &[dst, src, 0x10, 100]),
+            err(Errno::EFAULT)
         );
     }
 

@@ -206,6 +206,8 @@ fn takes_pointer(nr: Sysno) -> bool {
             | Sysno::shutdown
             | Sysno::socket
             | Sysno::fchmod
+            | Sysno::fchown
+            | Sysno::umask
     )
 }
 
@@ -385,4 +387,68 @@ pub fn clock_nanosleep(clock: i32, flags: i32, ts: (i64, i64)) -> Result<(), (Er
 pub fn getrandom(buf: &mut [u8], flags: u32) -> Result<usize, Errno> {
     // SAFETY: `buf` is a live, writable host buffer of the given length.
     unsafe { syscall!(Sysno::getrandom, buf.as_mut_ptr(), buf.len(), flags) }
+}
+
+/// `utimensat(fd, "", times, AT_EMPTY_PATH)`: `None` sets both times to now.
+pub fn utimens_fd(fd: RawFd, times: Option<&[libc::timespec; 2]>) -> Result<usize, Errno> {
+    let ptr = times.map_or(std::ptr::null(), |t| t.as_ptr());
+    // SAFETY: empty C string path; `times` is NULL or two live timespecs.
+    unsafe { syscall!(Sysno::utimensat, fd, c"".as_ptr(), ptr, libc::AT_EMPTY_PATH) }
+}
+
+/// `fchmodat(AT_FDCWD, "/proc/self/fd/N", mode)`: changes the mode of the file an
+/// `O_PATH` descriptor refers to (`fchmod` refuses `O_PATH` descriptors).
+pub fn chmod_fd(fd: RawFd, mode: u32) -> Result<usize, Errno> {
+    let path = std::ffi::CString::new(format!("/proc/self/fd/{fd}")).map_err(|_| Errno::EBADF)?;
+    // SAFETY: NUL-terminated path naming the monitor's own descriptor.
+    unsafe { syscall!(Sysno::fchmodat, libc::AT_FDCWD, path.as_ptr(), mode) }
+}
+
+/// `fchownat(fd, "", uid, gid, AT_EMPTY_PATH)`.
+pub fn chown_fd(fd: RawFd, uid: u32, gid: u32) -> Result<usize, Errno> {
+    // SAFETY: empty C string path.
+    unsafe {
+        syscall!(
+            Sysno::fchownat,
+            fd,
+            c"".as_ptr(),
+            uid,
+            gid,
+            libc::AT_EMPTY_PATH
+        )
+    }
+}
+
+/// Size of the x86_64 `struct statfs`.
+pub const STATFS_SIZE: usize = std::mem::size_of::<libc::statfs>();
+
+/// `fstatfs(2)`: the raw `struct statfs` bytes.
+pub fn fstatfs(fd: RawFd) -> Result<[u8; STATFS_SIZE], Errno> {
+    let mut buf = [0u8; STATFS_SIZE];
+    // SAFETY: `buf` has room for one `struct statfs`.
+    unsafe { syscall!(Sysno::fstatfs, fd, buf.as_mut_ptr()) }?;
+    Ok(buf)
+}
+
+/// Size of the x86_64 `struct rusage`.
+pub const RUSAGE_SIZE: usize = std::mem::size_of::<libc::rusage>();
+
+/// `getrusage(2)` of the monitor process: the guest's usage plus the monitor's own.
+pub fn getrusage(who: i32) -> Result<[u8; RUSAGE_SIZE], Errno> {
+    let mut buf = [0u8; RUSAGE_SIZE];
+    // SAFETY: `buf` has room for one `struct rusage`.
+    unsafe { syscall!(Sysno::getrusage, who, buf.as_mut_ptr()) }?;
+    Ok(buf)
+}
+
+/// `sendfile(2)` between two host descriptors, with an optional offset in and out.
+pub fn sendfile(
+    out: RawFd,
+    input: RawFd,
+    offset: Option<&mut i64>,
+    count: usize,
+) -> Result<usize, Errno> {
+    let ptr = offset.map_or(std::ptr::null_mut(), |o| o as *mut i64);
+    // SAFETY: `ptr` is NULL or a live, writable i64.
+    unsafe { syscall!(Sysno::sendfile, out, input, ptr, count) }
 }

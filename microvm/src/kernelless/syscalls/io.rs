@@ -200,11 +200,7 @@ impl SyscallHandler {
             Some(off) => host::pwritev(host, &iov, check_offset(off)?),
             None => host::writev(host, &iov),
         };
-        if n == Err(Errno::EPIPE) {
-            // Linux raises SIGPIPE on a write to a pipe or socket nobody reads.
-            self.kill(0, libc::SIGPIPE as u64)?;
-        }
-        let n = n?;
+        let n = self.after_write(n)? as usize;
         if fd == 1 && self.ready.watching() {
             self.watch_ready(um, bufs, n);
         }
@@ -220,6 +216,35 @@ impl SyscallHandler {
             }
             n -= take;
         }
+    }
+
+    /// `sendfile(2)` between two guest fds: host to host, the data never enters the
+    /// guest. The optional offset is read from and written back to the guest.
+    pub(super) fn sendfile(
+        &mut self,
+        um: &UserMemory<'_>,
+        out: u64,
+        input: u64,
+        off: u64,
+        count: u64,
+    ) -> SysResult {
+        let (out, input) = (self.fds.host_fd(out)?, self.fds.host_fd(input)?);
+        let count = count.min(MAX_RW) as usize;
+        if off == 0 {
+            return self.after_write(host::sendfile(out, input, None, count));
+        }
+        let mut offset = um.read_u64(off)? as i64;
+        let sent = host::sendfile(out, input, Some(&mut offset), count);
+        um.write_u64(off, offset as u64)?;
+        self.after_write(sent)
+    }
+
+    /// A write to a pipe or socket nobody reads raises SIGPIPE under Linux.
+    fn after_write(&mut self, written: Result<usize, Errno>) -> SysResult {
+        if written == Err(Errno::EPIPE) {
+            self.kill(0, libc::SIGPIPE as u64)?;
+        }
+        written.map(|n| n as u64)
     }
 
     /// `ioctl(2)`: terminals are not emulated (`TCGETS` says "not a tty"); `FIONBIO`,

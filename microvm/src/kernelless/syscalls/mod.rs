@@ -106,6 +106,7 @@ pub struct SyscallHandler {
     stats: StatsRecorder,
     ready: io::ReadyDetector,
     started: Instant,
+    thread_name: [u8; 16],
     exit: Option<i32>,
 }
 
@@ -122,6 +123,7 @@ impl SyscallHandler {
             stats: StatsRecorder::default(),
             ready: io::ReadyDetector::default(),
             started: Instant::now(),
+            thread_name: *b"main\0\0\0\0\0\0\0\0\0\0\0\0",
             exit: None,
         })
     }
@@ -232,7 +234,18 @@ impl SyscallHandler {
             S::getcwd => self.getcwd(um, a[0], a[1]),
             S::chdir => self.chdir(um, a[0]),
             S::fchdir => self.fchdir(a[0]),
-            S::umask => Ok(0o022),
+            S::umask => host::plain(S::umask, [a[0] & 0o777, 0, 0]).map(|v| v as u64),
+            S::utimensat => self.utimensat(um, a),
+            S::chmod => self.fchmodat(um, AT_FDCWD, a[0], a[1]),
+            S::fchmodat => self.fchmodat(um, a[0], a[1], a[2]),
+            S::chown => self.fchownat(um, [AT_FDCWD, a[0], a[1], a[2], 0, 0]),
+            S::lchown => self.fchownat(um, [AT_FDCWD, a[0], a[1], a[2], fs::NOFOLLOW, 0]),
+            S::fchownat => self.fchownat(um, a),
+            S::fchown => self.plain_fd(S::fchown, a),
+            S::truncate => self.truncate(um, a[0], a[1]),
+            S::statfs => self.statfs(um, (0, Some(a[0])), a[1]),
+            S::fstatfs => self.statfs(um, (a[0], None), a[1]),
+            S::sendfile => self.sendfile(um, a[0], a[1], a[2], a[3]),
             // time
             S::clock_gettime => time::clock_gettime(um, a[0], a[1]),
             S::clock_getres => time::clock_getres(um, a[0], a[1]),
@@ -244,6 +257,10 @@ impl SyscallHandler {
             S::getpid | S::gettid => Ok(process::PID),
             S::getppid => Ok(0),
             S::getuid | S::geteuid | S::getgid | S::getegid => Ok(0),
+            S::getgroups => Ok(0),
+            S::getrusage => process::getrusage(um, a[0], a[1]),
+            S::wait4 | S::waitid => Err(Errno::ECHILD),
+            S::prctl => process::prctl(um, &mut self.thread_name, a[0], a[1]),
             S::getpgrp | S::getpgid | S::getsid => Ok(process::PID),
             S::uname => process::uname(um, a[0]),
             S::sysinfo => process::sysinfo(um, a[0], self.started, &self.memory),

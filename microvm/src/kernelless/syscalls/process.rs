@@ -124,6 +124,40 @@ fn limit(resource: u32) -> (u64, u64) {
     }
 }
 
+/// `getrusage(2)`: the monitor's own usage, which contains the guest's (its user time
+/// is the guest's user code; its system time includes the monitor's work for it).
+pub fn getrusage(um: &UserMemory<'_>, who: u64, buf: u64) -> SysResult {
+    let who = match who as i32 {
+        libc::RUSAGE_SELF | libc::RUSAGE_THREAD => libc::RUSAGE_SELF,
+        libc::RUSAGE_CHILDREN => libc::RUSAGE_CHILDREN,
+        _ => return Err(Errno::EINVAL),
+    };
+    um.check(buf, host::RUSAGE_SIZE)?;
+    if who == libc::RUSAGE_CHILDREN {
+        return um.write(buf, &[0; host::RUSAGE_SIZE]).map(|()| 0);
+    }
+    um.write(buf, &host::getrusage(who)?).map(|()| 0)
+}
+
+/// `prctl(2)`: only the thread name (`PR_SET_NAME`, `PR_GET_NAME`), which runtimes set;
+/// other options are not implemented.
+pub fn prctl(um: &UserMemory<'_>, name: &mut [u8; 16], option: u64, arg: u64) -> SysResult {
+    match option as i32 {
+        libc::PR_SET_NAME => {
+            // Linux keeps the first 15 bytes of a longer name.
+            let new = match um.read_cstr(arg, 16) {
+                Err(Errno::ENAMETOOLONG) => um.read_vec(arg, 15)?,
+                other => other?,
+            };
+            *name = [0; 16];
+            name[..new.len()].copy_from_slice(&new);
+            Ok(0)
+        }
+        libc::PR_GET_NAME => um.write(arg, name).map(|()| 0),
+        _ => Err(Errno::ENOSYS),
+    }
+}
+
 /// `arch_prctl(2)`: the FS base (thread pointer) is the vCPU's.
 pub fn arch_prctl(um: &UserMemory<'_>, cpu: &mut dyn CpuState, code: u64, addr: u64) -> SysResult {
     const ARCH_SET_FS: u64 = 0x1002;
@@ -247,6 +281,42 @@ mod tests {
         assert_eq!(
             g.call(Sysno::getrandom, &[SCRATCH, 64, 0x100]),
             err(Errno::EINVAL)
+        );
+    }
+
+    #[test]
+    fn rusage_thread_name_groups_and_children() {
+        let mut g = Guest::new();
+        assert_eq!(
+            g.call(Sysno::getrusage, &[libc::RUSAGE_SELF as u64, SCRATCH]),
+            0
+        );
+        assert!(
+            g.um().read_u64(SCRATCH + 32).unwrap() > 0,
+            "ru_maxrss of the monitor"
+        );
+        assert_eq!(g.call(Sysno::getrusage, &[7, SCRATCH]), err(Errno::EINVAL));
+        g.put_str(SCRATCH, "a-rather-long-thread-name");
+        assert_eq!(
+            g.call(Sysno::prctl, &[libc::PR_SET_NAME as u64, SCRATCH]),
+            0
+        );
+        assert_eq!(
+            g.call(Sysno::prctl, &[libc::PR_GET_NAME as u64, SCRATCH + 0x100]),
+            0
+        );
+        assert_eq!(
+            g.um().read_cstr(SCRATCH + 0x100, 16).unwrap(),
+            b"a-rather-long-t"
+        );
+        assert_eq!(
+            g.call(Sysno::prctl, &[libc::PR_SET_SECCOMP as u64, 0]),
+            err(Errno::ENOSYS)
+        );
+        assert_eq!(g.call(Sysno::getgroups, &[0, 0]), 0);
+        assert_eq!(
+            g.call(Sysno::wait4, &[u64::MAX, 0, 0, 0]),
+            err(Errno::ECHILD)
         );
     }
 
