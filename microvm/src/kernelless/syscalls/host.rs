@@ -452,3 +452,13 @@ pub fn sendfile(
     // SAFETY: `ptr` is NULL or a live, writable i64.
     unsafe { syscall!(Sysno::sendfile, out, input, ptr, count) }
 }
+
+/// `pause(2)` on the host: returns (with `EINTR`) only when the monitor's thread takes a
+/// signal, such as the kick that ends a guest on `--timeout`.
+pub fn pause() -> Errno {
+    // SAFETY: pause takes no arguments and touches no memory.
+    match unsafe { syscall!(Sysno::pause) } {
+        Ok(_) => Errno::EINTR,
+        Err(e) => e,
+    }
+}

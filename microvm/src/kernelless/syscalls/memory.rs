@@ -197,6 +197,34 @@ impl MemoryState {
         Ok(0)
     }
 
+    /// `madvise(2)`: `MADV_DONTNEED` zeroes (and gives back to the host) the mapped
+    /// pages and heap pages of the range, as Linux does for private anonymous memory;
+    /// every other advice is accepted and ignored.
+    pub fn madvise(&mut self, um: &UserMemory<'_>, addr: u64, len: u64, advice: u64) -> SysResult {
+        let end = page_up(len)
+            .and_then(|l| addr.checked_add(l))
+            .ok_or(Errno::EINVAL)?;
+        if addr % PAGE != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if advice as i32 != libc::MADV_DONTNEED || addr == end {
+            return Ok(0);
+        }
+        // The page holding the image's end is not heap: under Linux it would revert to
+        // the file's contents, not to zeros, so it is left alone.
+        let heap_start = page_up(self.space.brk_start).unwrap_or(self.space.brk_start);
+        let heap = (heap_start, page_up(self.brk).unwrap_or(self.brk));
+        let mut ranges = self.maps.overlapping(addr, end);
+        ranges.push(heap);
+        for (s, e) in ranges {
+            let (s, e) = (s.max(addr), e.min(end));
+            if s < e {
+                um.discard(s, (e - s) as usize)?;
+            }
+        }
+        Ok(0)
+    }
+
     /// `mremap(2)` with `MREMAP_MAYMOVE`; `MREMAP_FIXED` and `MREMAP_DONTUNMAP` are
     /// refused with `EINVAL`.
     pub fn mremap(&mut self, um: &UserMemory<'_>, a: [u64; 6]) -> SysResult {
@@ -427,6 +455,37 @@ mod tests {
         assert_eq!(
             g.call(Sysno::mremap, &[SCRATCH, 0x1000, 0x2000, maymove]),
             err(Errno::EFAULT)
+        );
+    }
+
+    #[test]
+    fn madvise_dontneed_zeroes_mapped_and_heap_pages_only() {
+        let mut g = Guest::new();
+        let a = g.call(Sysno::mmap, &[0, 0x2000, RW, ANON, u64::MAX, 0]) as u64;
+        g.um().write(a, &[1; 0x2000]).unwrap();
+        let dontneed = libc::MADV_DONTNEED as u64;
+        assert_eq!(g.call(Sysno::madvise, &[a + 0x1000, 0x1000, dontneed]), 0);
+        assert_eq!(g.um().read_vec(a, 2).unwrap(), [1, 1]);
+        assert_eq!(g.um().read_vec(a + 0x1000, 2).unwrap(), [0, 0]);
+        let heap = SPACE.brk_start;
+        g.call(Sysno::brk, &[heap + 0x1000]);
+        g.um().write(heap, b"heap").unwrap();
+        g.um().write(SCRATCH, b"image").unwrap();
+        assert_eq!(g.call(Sysno::madvise, &[heap, 0x1000, dontneed]), 0);
+        assert_eq!(g.call(Sysno::madvise, &[SCRATCH, 0x1000, dontneed]), 0);
+        assert_eq!(g.um().read_vec(heap, 4).unwrap(), [0; 4]);
+        assert_eq!(
+            g.um().read_vec(SCRATCH, 5).unwrap(),
+            b"image",
+            "outside: left alone"
+        );
+        assert_eq!(
+            g.call(Sysno::madvise, &[a + 1, 0x1000, dontneed]),
+            err(Errno::EINVAL)
+        );
+        assert_eq!(
+            g.call(Sysno::madvise, &[a, 0x1000, libc::MADV_WILLNEED as u64]),
+            0
         );
     }
 

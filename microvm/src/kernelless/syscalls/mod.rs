@@ -179,7 +179,7 @@ impl SyscallHandler {
             S::munmap => self.memory.munmap(um, a[0], a[1]),
             S::mprotect => self.memory.mprotect(a[0], a[1]),
             S::mremap => self.memory.mremap(um, a),
-            S::madvise => Ok(0),
+            S::madvise => self.memory.madvise(um, a[0], a[1], a[2]),
             S::arch_prctl => process::arch_prctl(um, cpu, a[0], a[1]),
             // read and write
             S::read => self.read(um, a[0], a[1], a[2]),

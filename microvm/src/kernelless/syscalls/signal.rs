@@ -140,11 +140,11 @@ impl SignalState {
     }
 }
 
-/// `pause(2)`: nothing can wake the guest, so it waits until the monitor is ended.
+/// `pause(2)`: no signal is ever delivered to the guest, so it waits until the monitor
+/// thread is interrupted (the `--timeout` kick) or the monitor is killed; an interrupt
+/// answers `EINTR`, as Linux does after a signal.
 pub fn pause() -> SysResult {
-    loop {
-        std::thread::park();
-    }
+    Err(super::host::pause())
 }
 
 impl SyscallHandler {
@@ -232,6 +232,44 @@ mod tests {
         assert_eq!(g.um().read_u64(SCRATCH + 16).unwrap(), 0x8000);
         g.um().write_u64(ss + 16, 100).unwrap();
         assert_eq!(g.call(Sysno::sigaltstack, &[ss, 0]), err(Errno::ENOMEM));
+    }
+
+    extern "C" fn ignore_signal(_: libc::c_int) {}
+
+    #[test]
+    fn pause_returns_eintr_when_the_monitor_thread_is_interrupted() {
+        // As vmm-core's --timeout kick does: a handler without SA_RESTART, then a signal
+        // to the vCPU thread.
+        // SAFETY: installs a handler that does nothing for a signal only this test uses.
+        unsafe {
+            let mut act: libc::sigaction = std::mem::zeroed();
+            act.sa_sigaction = ignore_signal as *const () as usize;
+            assert_eq!(
+                libc::sigaction(libc::SIGUSR2, &act, std::ptr::null_mut()),
+                0
+            );
+        }
+        let (result_tx, result_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let mut g = Guest::new();
+            result_tx.send(g.call(Sysno::pause, &[])).unwrap();
+            // Stay alive until the kicks have stopped, so none targets a dead thread.
+            stop_rx.recv().unwrap();
+        });
+        let pthread = std::os::unix::thread::JoinHandleExt::as_pthread_t(&thread);
+        // Keep kicking until the result is in: the first kick may land before pause.
+        let result = loop {
+            if let Ok(r) = result_rx.try_recv() {
+                break r;
+            }
+            // SAFETY: the thread is alive: it waits on `stop_rx` before it ends.
+            unsafe { libc::pthread_kill(pthread, libc::SIGUSR2) };
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        stop_tx.send(()).unwrap();
+        thread.join().unwrap();
+        assert_eq!(result, err(Errno::EINTR));
     }
 
     #[test]
