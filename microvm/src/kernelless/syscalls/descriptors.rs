@@ -47,7 +47,7 @@ impl SyscallHandler {
                 Ok(0)
             }
             libc::F_GETFL | libc::F_SETFL => {
-                let args = [entry.file.raw() as u64, cmd, arg];
+                let args = [entry.file.raw() as u64, cmd, arg, 0];
                 host::plain(Sysno::fcntl, args).map(|v| v as u64)
             }
             libc::F_DUPFD | libc::F_DUPFD_CLOEXEC => {

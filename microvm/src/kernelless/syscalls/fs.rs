@@ -239,6 +239,25 @@ impl SyscallHandler {
         .map(|_| 0)
     }
 
+    /// `linkat(2)` (and `link`): a hard link; the old name is never followed
+    /// (`AT_SYMLINK_FOLLOW` is refused), so both ends stay inside the rootfs.
+    pub(super) fn linkat(&mut self, um: &UserMemory<'_>, paths: [u64; 4], flags: u64) -> SysResult {
+        if flags != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let old = self.guest_path(um, paths[0], paths[1])?;
+        let new = self.guest_path(um, paths[2], paths[3])?;
+        let (old_dir, old_name) = self.rootfs.parent_of(&old)?;
+        let (new_dir, new_name) = self.rootfs.parent_of(&new)?;
+        let old_name = old_name.ok_or(Errno::EPERM)?;
+        let new_name = new_name.ok_or(Errno::EEXIST)?;
+        host::linkat(
+            (old_dir.as_raw_fd(), &old_name),
+            (new_dir.as_raw_fd(), &new_name),
+        )
+        .map(|_| 0)
+    }
+
     /// `symlinkat(2)` (and `symlink`). The target is stored as given: it is only ever
     /// resolved later, inside the rootfs.
     pub(super) fn symlinkat(
@@ -362,7 +381,7 @@ impl SyscallHandler {
         let file = self.rootfs.open_abs(&abs, libc::O_WRONLY, 0)?;
         host::plain(
             syscalls::Sysno::ftruncate,
-            [file.as_raw_fd() as u64, len, 0],
+            [file.as_raw_fd() as u64, len, 0, 0],
         )
         .map(|_| 0)
     }
@@ -655,6 +674,32 @@ mod tests {
             std::fs::metadata(secret).unwrap().permissions().mode() & 0o777,
             0o777
         );
+    }
+
+    #[test]
+    fn hard_links_and_flock_work_inside_the_rootfs() {
+        let mut g = Guest::new();
+        g.put_str(PATH, "/dir/file");
+        g.put_str(PATH2, "/hard");
+        assert_eq!(g.call(Sysno::link, &[PATH, PATH2]), 0);
+        assert_eq!(std::fs::read(g.root.join("hard")).unwrap(), b"hello");
+        assert_eq!(g.call(Sysno::link, &[PATH, PATH2]), err(Errno::EEXIST));
+        // Linking a symlink links the symlink itself, never what it points at.
+        g.put_str(PATH, "/hostpath");
+        g.put_str(PATH2, "/hard2");
+        assert_eq!(g.call(Sysno::link, &[PATH, PATH2]), 0);
+        assert!(std::fs::symlink_metadata(g.root.join("hard2"))
+            .unwrap()
+            .is_symlink());
+        let follow = libc::AT_SYMLINK_FOLLOW as u64;
+        let cwd = libc::AT_FDCWD as u64;
+        assert_eq!(
+            g.call(Sysno::linkat, &[cwd, PATH, cwd, PATH2, follow]),
+            err(Errno::EINVAL)
+        );
+        let fd = open(&mut g, "/dir/file", 0) as u64;
+        assert_eq!(g.call(Sysno::flock, &[fd, libc::LOCK_EX as u64]), 0);
+        assert_eq!(g.call(Sysno::flock, &[fd, libc::LOCK_UN as u64]), 0);
     }
 
     #[test]

@@ -164,6 +164,21 @@ pub fn renameat2(old: (RawFd, &CStr), new: (RawFd, &CStr), flags: u32) -> Result
     }
 }
 
+/// `linkat(2)` between two (directory descriptor, name) pairs, never following.
+pub fn linkat(old: (RawFd, &CStr), new: (RawFd, &CStr)) -> Result<usize, Errno> {
+    // SAFETY: NUL-terminated names.
+    unsafe {
+        syscall!(
+            Sysno::linkat,
+            old.0,
+            old.1.as_ptr(),
+            new.0,
+            new.1.as_ptr(),
+            0
+        )
+    }
+}
+
 /// `symlinkat(2)`: creates `name` in `dir` pointing at `target` (never followed here).
 pub fn symlinkat(target: &CStr, dir: RawFd, name: &CStr) -> Result<usize, Errno> {
     // SAFETY: NUL-terminated strings.
@@ -187,11 +202,11 @@ pub fn access_fd(fd: RawFd, mode: i32) -> Result<usize, Errno> {
 /// Any host call whose arguments are plain integers (no pointers): `close`-free fd
 /// operations such as `lseek`, `fsync`, `ftruncate`, `fcntl(F_GETFL)`, `listen`,
 /// `shutdown`, `socket`.
-pub fn plain(nr: Sysno, args: [u64; 3]) -> Result<usize, Errno> {
+pub fn plain(nr: Sysno, args: [u64; 4]) -> Result<usize, Errno> {
     debug_assert!(!takes_pointer(nr), "{nr} takes a pointer");
     // SAFETY: the callers only pass calls whose arguments are all integers, so the host
     // kernel reads and writes no memory of ours.
-    unsafe { syscall!(nr, args[0], args[1], args[2]) }
+    unsafe { syscall!(nr, args[0], args[1], args[2], args[3]) }
 }
 
 fn takes_pointer(nr: Sysno) -> bool {
@@ -208,6 +223,9 @@ fn takes_pointer(nr: Sysno) -> bool {
             | Sysno::fchmod
             | Sysno::fchown
             | Sysno::umask
+            | Sysno::flock
+            | Sysno::fadvise64
+            | Sysno::fallocate
     )
 }
 
@@ -244,7 +262,10 @@ pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> Result<usize, Errno> {
 /// `socket(2)`, close-on-exec on the host.
 pub fn socket(domain: i32, ty: i32, protocol: i32) -> Result<OwnedFd, Errno> {
     let ty = ty | libc::SOCK_CLOEXEC;
-    let fd = plain(Sysno::socket, [domain as u64, ty as u64, protocol as u64])?;
+    let fd = plain(
+        Sysno::socket,
+        [domain as u64, ty as u64, protocol as u64, 0],
+    )?;
     // SAFETY: the kernel just returned this new descriptor; nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
