@@ -147,6 +147,11 @@ impl Cgroup {
         text.lines().filter_map(|l| l.trim().parse().ok()).collect()
     }
 
+    /// The cgroup's path below each mount, e.g. `isolab/c1` (what `open` takes).
+    pub fn path(&self) -> &Path {
+        &self.rel
+    }
+
     /// The directory of this cgroup in the cgroup2 tree (v2 and hybrid hosts).
     pub fn unified_dir(&self) -> Option<&Path> {
         self.unified.as_ref().map(|(_, d)| d.as_path())
