@@ -170,3 +170,48 @@ fn root_cpu_quota_is_written_and_destroy_leaves_nothing() {
         Err(engine::cgroups::CgroupError::NotFound(_))
     ));
 }
+
+#[test]
+fn root_open_and_destroy_clean_up_after_a_crashed_engine() {
+    let Some(root) = host_root() else { return };
+    let path = unique("crash");
+    let cg = Cgroup::create(&root, &path, Some(&resources(Some(64 << 20), Some(8)))).unwrap();
+    let mut child = held_shell("busybox sleep 30");
+    cg.add_process(child.id() as i32).unwrap();
+    drop(cg); // the engine died: only the path is known (delete --force)
+    let reopened = Cgroup::open(&root, &path).unwrap();
+    assert_eq!(reopened.pids(), vec![child.id() as i32]);
+    reopened.destroy().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        child.wait().unwrap().signal(),
+        Some(libc::SIGKILL),
+        "the task is killed"
+    );
+    assert!(matches!(
+        Cgroup::open(&root, &path),
+        Err(engine::cgroups::CgroupError::NotFound(_))
+    ));
+}
+
+#[test]
+fn root_a_limit_the_kernel_refuses_leaves_no_directory() {
+    let Some(root) = host_root() else { return };
+    let path = unique("refused");
+    // The kernel refuses CFS quotas under 1 ms; isolab passes it on and must undo.
+    let cpu = LinuxCpuBuilder::default()
+        .quota(500i64)
+        .period(100_000u64)
+        .build()
+        .unwrap();
+    let r = LinuxResourcesBuilder::default().cpu(cpu).build().unwrap();
+    let err = Cgroup::create(&root, &path, Some(&r)).unwrap_err();
+    assert!(
+        err.to_string().contains("\"500\""),
+        "the error names the value: {err}"
+    );
+    assert!(matches!(
+        Cgroup::open(&root, &path),
+        Err(engine::cgroups::CgroupError::NotFound(_))
+    ));
+}

@@ -28,6 +28,11 @@ pub use veth::{host_name as veth_host_name, CONTAINER_IFNAME};
 
 use netlink::Netlink;
 
+/// The bundle annotation (`config.json` `annotations`) that picks a container's mode,
+/// e.g. `"org.isolab.network": "bridge"`; `engine-oci` reads it, `engine run
+/// --network` writes it.
+pub const NETWORK_ANNOTATION: &str = "org.isolab.network";
+
 /// Where the bridge's address leases live: a runtime directory, host-wide like the
 /// bridge, so engines with different state roots never lease the same address.
 pub const IPAM_DIR: &str = "/run/isolab/network";
