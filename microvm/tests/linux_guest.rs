@@ -102,8 +102,10 @@ fn initramfs_bad_add_and_missing_init_are_clear_errors_and_write_nothing() {
     );
 }
 
-/// The archive boots a real kernel: QEMU's microvm machine (TCG, so it runs on any
-/// host) with the host's kernel runs the workload as /init and it prints RESULT.
+/// The archive boots a real kernel: QEMU (TCG, so it runs on any host) with the host's
+/// kernel runs the workload as /init and it prints RESULT. QEMU's `pc` machine, not
+/// `microvm`: under TCG, QEMU 7.2's microvm machine stalls this kernel early in boot
+/// (no PIT calibration), while `pc` boots it in seconds.
 #[test]
 fn initramfs_boots_debian_kernel_under_qemu_and_workload_reports_result() {
     let Some(kernel) = host_kernel() else {
@@ -125,9 +127,7 @@ fn initramfs_boots_debian_kernel_under_qemu_and_workload_reports_result() {
             "600",
             "qemu-system-x86_64",
             "-M",
-            "microvm,rtc=on",
-            "-cpu",
-            "max",
+            "pc",
             "-accel",
             "tcg",
             "-m",
@@ -139,19 +139,30 @@ fn initramfs_boots_debian_kernel_under_qemu_and_workload_reports_result() {
         .arg(&kernel)
         .arg("-initrd")
         .arg(&initrd)
-        .args([
-            "-append",
-            "console=ttyS0 reboot=k panic=-1 lpj=2000000 no_timer_check quiet -- info",
-        ])
+        .args(["-append", "console=ttyS0 reboot=k panic=-1 quiet -- info"])
         .output()
         .unwrap();
     let console = String::from_utf8_lossy(&output.stdout);
+    // SeaBIOS leaves terminal escapes on the line before the guest's first output.
     let result = console
         .lines()
-        .find(|l| l.starts_with("RESULT {"))
+        .find_map(|l| l.find("RESULT {").map(|at| &l[at..]))
         .unwrap_or_else(|| panic!("no RESULT line in:\n{console}"));
-    assert!(result.contains("\"info\""), "{result}");
-    assert!(console.contains("READY"), "{console}");
+    assert!(result.contains("\"test\":\"info\""), "{result}");
+    assert!(
+        result.contains("\"pid\":\"1\""),
+        "the workload ran as PID 1: {result}"
+    );
+    let release = kernel
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .trim_start_matches("vmlinuz-");
+    assert!(
+        result.contains(&format!("\"kernel_release\":\"{release}\"")),
+        "the workload saw the booted kernel {release}: {result}"
+    );
 }
 
 #[test]

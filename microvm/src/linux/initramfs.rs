@@ -327,8 +327,11 @@ pub fn write_file(spec: &InitramfsSpec, output: &Path) -> Result<u64, InitramfsE
 pub(crate) mod tests {
     use super::*;
 
+    /// A parsed entry: name, mode, (rdev major, minor), data.
+    pub(crate) type Parsed = (String, u32, (u32, u32), Vec<u8>);
+
     /// A minimal newc reader, to prove the writer's output round-trips.
-    pub(crate) fn parse(mut bytes: &[u8]) -> Vec<(String, u32, (u32, u32), Vec<u8>)> {
+    pub(crate) fn parse(mut bytes: &[u8]) -> Vec<Parsed> {
         let mut out = Vec::new();
         loop {
             assert_eq!(&bytes[..6], MAGIC, "bad magic");
