@@ -52,6 +52,9 @@ pub struct RunArgs {
     /// Guest memory in MiB (even, 32 to 65536). Mapped lazily.
     #[arg(long, value_name = "MiB", default_value_t = 256)]
     pub mem: u64,
+    /// A raw disk image, attached read-write as virtio-blk (`/dev/vda` in the guest).
+    #[arg(long, value_name = "IMG")]
+    pub disk: Option<PathBuf>,
     /// Number of vCPUs (1 to 32), described to the kernel by an MP table.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub vcpus: u8,

@@ -59,6 +59,7 @@ fn run(args: RunArgs, start: Instant) -> anyhow::Result<i32> {
         initrd: args.initrd,
         cmdline: args.cmdline,
         init_args: args.init_args,
+        disk: args.disk,
         mem_mib: args.mem,
         vcpus: args.vcpus,
         timeout: args.timeout.map(Duration::from_secs_f64),

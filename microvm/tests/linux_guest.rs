@@ -298,3 +298,18 @@ fn run_forced_boot_reaches_the_kernels_serial_console_and_times_out_cleanly() {
         other => panic!("unexpected exit {other:?}: {stderr}"),
     }
 }
+
+#[test]
+fn run_a_missing_disk_image_is_refused_before_the_vm_exists() {
+    let Some(kernel) = host_kernel().filter(|_| kvm_present()) else {
+        println!("skipped: needs /dev/kvm and a /boot/vmlinuz-*");
+        return;
+    };
+    run_forced()
+        .arg("--kernel")
+        .arg(&kernel)
+        .args(["--disk", "/nonexistent/isolab-disk.img"])
+        .assert()
+        .code(125)
+        .stderr(contains("disk image /nonexistent/isolab-disk.img"));
+}

@@ -21,12 +21,15 @@ use super::boot_params::{self, BootParamsError, ZeroPage};
 use super::cpu;
 use super::devices::{legacy_devices, GuestPorts};
 use super::layout::{
-    CMDLINE_ADDR, CMDLINE_MAX_SIZE, MAX_MEM_MIB, MIN_MEM_MIB, SERIAL_IRQ, ZERO_PAGE_ADDR,
+    CMDLINE_ADDR, CMDLINE_MAX_SIZE, MAX_MEM_MIB, MIN_MEM_MIB, SERIAL_IRQ, VIRTIO_IRQ_BASE,
+    VIRTIO_MMIO_BASE, VIRTIO_MMIO_SIZE, ZERO_PAGE_ADDR,
 };
 use super::loader::{self, LoadError, LoadedKernel};
 use super::mptable::{self, MptableError, MAX_VCPUS};
 use crate::arch::x86_64::{cpuid, msr};
 use crate::devices::bus::{Bus, BusError};
+use crate::devices::virtio::block::{Block, BlockError};
+use crate::devices::virtio::mmio::MmioTransport;
 use crate::kvm_flavor::{self, KvmFlavor};
 use crate::stats::{ExitStats, Phases, StatsReport};
 use crate::vstate::memory::{self, MemoryError};
@@ -82,6 +85,9 @@ pub enum RunError {
     /// Loading the kernel.
     #[error(transparent)]
     Load(#[from] LoadError),
+    /// Opening the disk image.
+    #[error(transparent)]
+    Disk(#[from] BlockError),
     /// The zero page.
     #[error(transparent)]
     BootParams(#[from] BootParamsError),
@@ -127,6 +133,8 @@ pub struct RunOptions {
     pub cmdline: Option<String>,
     /// Arguments for init, passed after ` -- `.
     pub init_args: Vec<String>,
+    /// A raw disk image, attached as virtio-blk (`/dev/vda` in the guest).
+    pub disk: Option<PathBuf>,
     /// Guest memory in MiB.
     pub mem_mib: u64,
     /// vCPUs.
@@ -226,6 +234,16 @@ pub fn cmdline(options: &RunOptions) -> Result<Cmdline, RunError> {
     cmdline
         .insert_str(options.cmdline.as_deref().unwrap_or(DEFAULT_CMDLINE))
         .map_err(bad)?;
+    if options.disk.is_some() {
+        cmdline
+            .add_virtio_mmio_device(
+                VIRTIO_MMIO_SIZE,
+                GuestAddress(VIRTIO_MMIO_BASE),
+                VIRTIO_IRQ_BASE,
+                None,
+            )
+            .map_err(bad)?;
+    }
     if !options.init_args.is_empty() {
         cmdline
             .insert_init_args(options.init_args.join(" "))
@@ -239,6 +257,7 @@ pub fn run(options: &RunOptions, start: Instant) -> Result<RunReport, RunError> 
     let flavor = kvm_flavor::detect();
     let kernel_path = check(options, flavor)?;
     let cmdline = cmdline(options)?;
+    let disk = options.disk.as_deref().map(Block::open).transpose()?;
     let mut phases = Phases::new(start);
     let mut vm = Vm::new(VmConfig { irqchip: true })?;
     let mem_bytes = options.mem_mib << 20;
@@ -259,7 +278,7 @@ pub fn run(options: &RunOptions, start: Instant) -> Result<RunReport, RunError> 
         .map(|index| setup_vcpu(&vm, index, options.vcpus, &kernel))
         .collect::<Result<Vec<_>, _>>()?;
     phases.mark("monitor_setup");
-    let buses = (devices.pio, Bus::new());
+    let buses = (devices.pio, virtio_bus(&vm, &mem, disk)?);
     let (outcome, exits) = run_vcpus(vcpus, &buses, &devices.ports, options.timeout)?;
     let ports = devices.ports.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(ready) = ports.report().ready_at() {
@@ -273,6 +292,27 @@ pub fn run(options: &RunOptions, start: Instant) -> Result<RunReport, RunError> 
         stats.exit_code = Some(i32::from(code));
     }
     Ok(RunReport { outcome, stats })
+}
+
+/// The MMIO bus: the disk, when there is one, as virtio-mmio device 0 on its own GSI.
+fn virtio_bus(vm: &Vm, mem: &GuestMemoryMmap, disk: Option<Block>) -> Result<Bus, RunError> {
+    let mut bus = Bus::new();
+    if let Some(disk) = disk {
+        let irq = EventFd::new(libc::EFD_NONBLOCK).map_err(RunError::EventFd)?;
+        vm.fd()
+            .register_irqfd(&irq, VIRTIO_IRQ_BASE)
+            .map_err(|source| VmError::Ioctl {
+                what: "wiring the virtio-blk interrupt (KVM_IRQFD)",
+                source,
+            })?;
+        let transport = MmioTransport::new(disk, mem.clone(), irq);
+        bus.insert(
+            VIRTIO_MMIO_BASE,
+            VIRTIO_MMIO_SIZE,
+            Arc::new(Mutex::new(transport)),
+        )?;
+    }
+    Ok(bus)
 }
 
 /// Initrd, command line, zero page, MP table and boot page tables.
@@ -495,6 +535,7 @@ mod tests {
             initrd: None,
             cmdline: None,
             init_args: vec![],
+            disk: None,
             mem_mib: 256,
             vcpus: 1,
             timeout: None,
@@ -568,6 +609,21 @@ mod tests {
                 .to_str()
                 .unwrap(),
             "console=ttyS0 quiet"
+        );
+    }
+
+    #[test]
+    fn a_disk_is_announced_on_the_command_line_as_virtio_mmio() {
+        let with_disk = RunOptions {
+            disk: Some("/tmp/disk.img".into()),
+            init_args: vec!["info".into()],
+            ..options()
+        };
+        let line = cmdline(&with_disk).unwrap().as_cstring().unwrap();
+        let line = line.to_str().unwrap();
+        assert!(
+            line.contains(" virtio_mmio.device=4K@0xc0000000:5 -- info"),
+            "{line}"
         );
     }
 
