@@ -247,8 +247,9 @@ fn run_an_initrd_larger_than_memory_is_refused() {
 }
 
 /// On a PVM host the stock kernel's decompressor runs instruction-emulated: the test
-/// asserts the monitor boots it far enough to program the serial port (the early
-/// console), then ends the VM cleanly at --timeout with status 124 and STATS.
+/// asserts the monitor boots it far enough to program the serial port and print its
+/// first console line (with `nokaslr`, the decompressor says so on the early console),
+/// then ends the VM cleanly at --timeout with status 124 and STATS.
 #[test]
 fn run_forced_boot_reaches_the_kernels_serial_console_and_times_out_cleanly() {
     let Some(kernel) = host_kernel().filter(|_| kvm_present()) else {
@@ -267,13 +268,18 @@ fn run_forced_boot_reaches_the_kernels_serial_console_and_times_out_cleanly() {
             "20",
             "--stats",
             "--cmdline",
-            "console=ttyS0 earlyprintk=ttyS0 reboot=k panic=-1",
+            "console=ttyS0 earlyprintk=ttyS0 nokaslr reboot=k panic=-1",
             "--",
             "info",
         ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
+    let console = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        console.contains("KASLR disabled: 'nokaslr' on cmdline."),
+        "the kernel's first console line reached stdout: {console:?} {stderr}"
+    );
     let stats = stderr
         .lines()
         .find_map(|l| l.strip_prefix("STATS "))

@@ -438,16 +438,20 @@ fn run_vcpus(
 ) -> Result<(Outcome, ExitStats), RunError> {
     install_kick_handler()?;
     let kicked = Arc::new(AtomicBool::new(false));
-    let count = vcpus.len();
     let (done_tx, done_rx) = mpsc::channel::<VcpuDone>();
-    let (kicker_tx, kicker_rx) = mpsc::channel::<Kicker>();
+    let (kicker_tx, kicker_rx) = mpsc::channel::<(u8, Kicker)>();
     std::thread::scope(|scope| {
+        // The handles are kept (not detached) so that a kick at a thread that has just
+        // finished still names a valid, joinable thread.
+        let mut handles = Vec::new();
+        let mut spawn_error = None;
         for mut vcpu in vcpus {
             let (done_tx, kicker_tx, kicked) = (done_tx.clone(), kicker_tx.clone(), kicked.clone());
-            std::thread::Builder::new()
+            let thread = std::thread::Builder::new()
                 .name(format!("vcpu{}", vcpu.index()))
                 .spawn_scoped(scope, move || {
-                    let _ = kicker_tx.send(Kicker::for_current_thread(kicked.clone()));
+                    let _ =
+                        kicker_tx.send((vcpu.index(), Kicker::for_current_thread(kicked.clone())));
                     let mut exits = ExitStats::default();
                     let stop = vcpu.run::<VcpuError, _>(
                         (&buses.0, &buses.1),
@@ -456,33 +460,55 @@ fn run_vcpus(
                         |_, _| Ok(None),
                     );
                     let _ = done_tx.send((vcpu.index(), stop, exits));
-                })
-                .map_err(RunError::Thread)?;
+                });
+            match thread {
+                Ok(handle) => handles.push(handle),
+                Err(err) => {
+                    spawn_error = Some(err);
+                    break;
+                }
+            }
         }
         drop(done_tx);
-        let kickers: Vec<Kicker> = kicker_rx.iter().take(count).collect();
+        let spawned = handles.len();
+        let kickers: Vec<(u8, Kicker)> = kicker_rx.iter().take(spawned).collect();
+        if let Some(err) = spawn_error {
+            stop_all(&kickers, &done_rx, Vec::new(), spawned);
+            return Err(RunError::Thread(err));
+        }
         let first = match timeout {
             Some(t) => done_rx.recv_timeout(t).ok(),
             None => done_rx.recv().ok(),
         };
-        let rest = stop_all(&kickers, &done_rx, count - usize::from(first.is_some()));
+        let first_index = first.as_ref().map(|d| d.0);
+        let rest = stop_all(
+            &kickers,
+            &done_rx,
+            first_index.into_iter().collect(),
+            spawned,
+        );
         Ok(conclude(first, rest, ports, timeout))
     })
 }
 
-/// Kicks every vCPU until all have reported back (a kick that lands just before
-/// KVM_RUN is entered would otherwise be lost).
+/// Kicks every vCPU that has not reported back until all have (a kick that lands
+/// just before KVM_RUN is entered would otherwise be lost). A thread that reported is
+/// never kicked again: it may have exited, and its handle is no longer valid.
 fn stop_all(
-    kickers: &[Kicker],
+    kickers: &[(u8, Kicker)],
     done: &mpsc::Receiver<VcpuDone>,
-    mut pending: usize,
+    mut finished: Vec<u8>,
+    total: usize,
 ) -> Vec<VcpuDone> {
     let mut rest = Vec::new();
-    while pending > 0 {
-        kickers.iter().for_each(Kicker::kick);
+    while finished.len() < total {
+        kickers
+            .iter()
+            .filter(|(i, _)| !finished.contains(i))
+            .for_each(|(_, k)| k.kick());
         if let Ok(d) = done.recv_timeout(Duration::from_millis(5)) {
+            finished.push(d.0);
             rest.push(d);
-            pending -= 1;
         }
     }
     rest
