@@ -55,6 +55,9 @@ pub struct RunArgs {
     /// A raw disk image, attached read-write as virtio-blk (`/dev/vda` in the guest).
     #[arg(long, value_name = "IMG")]
     pub disk: Option<PathBuf>,
+    /// An existing tap device, attached as virtio-net (`eth0` in the guest).
+    #[arg(long, value_name = "TAP")]
+    pub net: Option<String>,
     /// Number of vCPUs (1 to 32), described to the kernel by an MP table.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub vcpus: u8,

@@ -60,6 +60,7 @@ fn run(args: RunArgs, start: Instant) -> anyhow::Result<i32> {
         cmdline: args.cmdline,
         init_args: args.init_args,
         disk: args.disk,
+        net: args.net,
         mem_mib: args.mem,
         vcpus: args.vcpus,
         timeout: args.timeout.map(Duration::from_secs_f64),

@@ -319,3 +319,81 @@ fn run_a_missing_disk_image_is_refused_before_the_vm_exists() {
         .code(125)
         .stderr(contains("disk image /nonexistent/isolab-disk.img"));
 }
+
+#[test]
+fn run_a_missing_tap_device_is_refused_with_how_to_create_one() {
+    let Some(kernel) = host_kernel().filter(|_| kvm_present()) else {
+        println!("skipped: needs /dev/kvm and a /boot/vmlinuz-*");
+        return;
+    };
+    run_forced()
+        .arg("--kernel")
+        .arg(&kernel)
+        .args(["--net", "isolab-nothere"])
+        .assert()
+        .code(125)
+        .stderr(contains("no tap device \"isolab-nothere\"").and(contains("ip tuntap add")));
+    assert!(
+        !Path::new("/sys/class/net/isolab-nothere").exists(),
+        "no tap was created"
+    );
+}
+
+/// A tap device this test creates, removed when dropped.
+struct TestTap(String);
+
+impl TestTap {
+    fn create() -> Option<Self> {
+        let name = format!("isolab{}", std::process::id() % 100_000);
+        let ok = Command::new("ip")
+            .args(["tuntap", "add", &name, "mode", "tap"])
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(Self(name))
+    }
+}
+
+impl Drop for TestTap {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.0]).status();
+    }
+}
+
+/// With a disk and a tap attached the VM is built and torn down cleanly (here it ends
+/// at --timeout on PVM); the user's tap device and disk image are left as they were.
+#[test]
+fn run_with_disk_and_tap_attaches_both_and_leaves_them_in_place() {
+    let Some(kernel) = host_kernel().filter(|_| kvm_present()) else {
+        println!("skipped: needs /dev/kvm and a /boot/vmlinuz-*");
+        return;
+    };
+    let Some(tap) = TestTap::create() else {
+        println!("skipped: cannot create a tap device (needs root and `ip`)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("disk.img");
+    std::fs::File::create(&disk)
+        .unwrap()
+        .set_len(1 << 20)
+        .unwrap();
+    let output = run_forced()
+        .arg("--kernel")
+        .arg(&kernel)
+        .arg("--disk")
+        .arg(&disk)
+        .args(["--net", &tap.0, "--timeout", "2", "--stats"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        matches!(output.status.code(), Some(124) | Some(0)),
+        "{stderr}"
+    );
+    assert!(stderr.contains("STATS {"), "{stderr}");
+    assert!(
+        Path::new("/sys/class/net").join(&tap.0).exists(),
+        "the tap is still there"
+    );
+    assert_eq!(std::fs::metadata(&disk).unwrap().len(), 1 << 20);
+}

@@ -5,8 +5,9 @@
 //! reports its exit status (or the guest resets, or `--timeout`).
 
 use std::fs::File;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -30,6 +31,8 @@ use crate::arch::x86_64::{cpuid, msr};
 use crate::devices::bus::{Bus, BusError};
 use crate::devices::virtio::block::{Block, BlockError};
 use crate::devices::virtio::mmio::MmioTransport;
+use crate::devices::virtio::net::{open_tap, Net, TapError};
+use crate::devices::virtio::VirtioDevice;
 use crate::kvm_flavor::{self, KvmFlavor};
 use crate::stats::{ExitStats, Phases, StatsReport};
 use crate::vstate::memory::{self, MemoryError};
@@ -88,6 +91,9 @@ pub enum RunError {
     /// Opening the disk image.
     #[error(transparent)]
     Disk(#[from] BlockError),
+    /// Attaching the tap device.
+    #[error(transparent)]
+    Tap(#[from] TapError),
     /// The zero page.
     #[error(transparent)]
     BootParams(#[from] BootParamsError),
@@ -135,6 +141,8 @@ pub struct RunOptions {
     pub init_args: Vec<String>,
     /// A raw disk image, attached as virtio-blk (`/dev/vda` in the guest).
     pub disk: Option<PathBuf>,
+    /// An existing tap device, attached as virtio-net (`eth0` in the guest).
+    pub net: Option<String>,
     /// Guest memory in MiB.
     pub mem_mib: u64,
     /// vCPUs.
@@ -234,14 +242,10 @@ pub fn cmdline(options: &RunOptions) -> Result<Cmdline, RunError> {
     cmdline
         .insert_str(options.cmdline.as_deref().unwrap_or(DEFAULT_CMDLINE))
         .map_err(bad)?;
-    if options.disk.is_some() {
+    for slot in 0..virtio_count(options) {
+        let (base, irq) = virtio_slot(slot);
         cmdline
-            .add_virtio_mmio_device(
-                VIRTIO_MMIO_SIZE,
-                GuestAddress(VIRTIO_MMIO_BASE),
-                VIRTIO_IRQ_BASE,
-                None,
-            )
+            .add_virtio_mmio_device(VIRTIO_MMIO_SIZE, GuestAddress(base), irq, None)
             .map_err(bad)?;
     }
     if !options.init_args.is_empty() {
@@ -258,6 +262,7 @@ pub fn run(options: &RunOptions, start: Instant) -> Result<RunReport, RunError> 
     let kernel_path = check(options, flavor)?;
     let cmdline = cmdline(options)?;
     let disk = options.disk.as_deref().map(Block::open).transpose()?;
+    let tap = options.net.as_deref().map(open_tap).transpose()?;
     let mut phases = Phases::new(start);
     let mut vm = Vm::new(VmConfig { irqchip: true })?;
     let mem_bytes = options.mem_mib << 20;
@@ -278,7 +283,8 @@ pub fn run(options: &RunOptions, start: Instant) -> Result<RunReport, RunError> 
         .map(|index| setup_vcpu(&vm, index, options.vcpus, &kernel))
         .collect::<Result<Vec<_>, _>>()?;
     phases.mark("monitor_setup");
-    let buses = (devices.pio, virtio_bus(&vm, &mem, disk)?);
+    let (mmio, _net_poller) = virtio_bus(&vm, &mem, disk, tap)?;
+    let buses = (devices.pio, mmio);
     let (outcome, exits) = run_vcpus(vcpus, &buses, &devices.ports, options.timeout)?;
     let ports = devices.ports.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(ready) = ports.report().ready_at() {
@@ -294,25 +300,111 @@ pub fn run(options: &RunOptions, start: Instant) -> Result<RunReport, RunError> 
     Ok(RunReport { outcome, stats })
 }
 
-/// The MMIO bus: the disk, when there is one, as virtio-mmio device 0 on its own GSI.
-fn virtio_bus(vm: &Vm, mem: &GuestMemoryMmap, disk: Option<Block>) -> Result<Bus, RunError> {
+/// How many virtio devices the options ask for (the disk first, then the net card).
+fn virtio_count(options: &RunOptions) -> usize {
+    usize::from(options.disk.is_some()) + usize::from(options.net.is_some())
+}
+
+/// Register window and GSI of virtio-mmio device number `slot`.
+fn virtio_slot(slot: usize) -> (u64, u32) {
+    (
+        VIRTIO_MMIO_BASE + slot as u64 * VIRTIO_MMIO_SIZE,
+        VIRTIO_IRQ_BASE + slot as u32,
+    )
+}
+
+/// The MMIO bus with the disk and the net card, in slot order, each on its own GSI;
+/// and the thread that feeds the net card from its tap (stopped when dropped).
+fn virtio_bus(
+    vm: &Vm,
+    mem: &GuestMemoryMmap,
+    disk: Option<Block>,
+    tap: Option<File>,
+) -> Result<(Bus, Option<NetPoller>), RunError> {
     let mut bus = Bus::new();
+    let mut slot = 0;
     if let Some(disk) = disk {
-        let irq = EventFd::new(libc::EFD_NONBLOCK).map_err(RunError::EventFd)?;
-        vm.fd()
-            .register_irqfd(&irq, VIRTIO_IRQ_BASE)
-            .map_err(|source| VmError::Ioctl {
-                what: "wiring the virtio-blk interrupt (KVM_IRQFD)",
-                source,
-            })?;
-        let transport = MmioTransport::new(disk, mem.clone(), irq);
-        bus.insert(
-            VIRTIO_MMIO_BASE,
-            VIRTIO_MMIO_SIZE,
-            Arc::new(Mutex::new(transport)),
-        )?;
+        attach(vm, &mut bus, slot, disk, mem)?;
+        slot += 1;
     }
-    Ok(bus)
+    let poller = match tap {
+        Some(tap) => {
+            let fd = tap.as_raw_fd();
+            let transport = attach(vm, &mut bus, slot, Net::new(tap), mem)?;
+            Some(NetPoller::start(transport, fd).map_err(RunError::Thread)?)
+        }
+        None => None,
+    };
+    Ok((bus, poller))
+}
+
+/// Puts `device` at `slot` on the bus with its interrupt wired to the irqchip.
+fn attach<D: VirtioDevice + 'static>(
+    vm: &Vm,
+    bus: &mut Bus,
+    slot: usize,
+    device: D,
+    mem: &GuestMemoryMmap,
+) -> Result<Arc<Mutex<MmioTransport<D>>>, RunError> {
+    let (base, gsi) = virtio_slot(slot);
+    let irq = EventFd::new(libc::EFD_NONBLOCK).map_err(RunError::EventFd)?;
+    vm.fd()
+        .register_irqfd(&irq, gsi)
+        .map_err(|source| VmError::Ioctl {
+            what: "wiring a virtio interrupt (KVM_IRQFD)",
+            source,
+        })?;
+    let transport = Arc::new(Mutex::new(MmioTransport::new(device, mem.clone(), irq)));
+    bus.insert(base, VIRTIO_MMIO_SIZE, transport.clone())?;
+    Ok(transport)
+}
+
+/// The thread that moves frames from the tap into the guest's receive queue.
+#[derive(Debug)]
+struct NetPoller {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// How long the poller waits on the tap before checking whether to stop.
+const NET_POLL_INTERVAL_MS: i32 = 50;
+
+impl NetPoller {
+    fn start(transport: Arc<Mutex<MmioTransport<Net<File>>>>, fd: RawFd) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("virtio-net".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Acquire) {
+                    let mut pollfd = libc::pollfd {
+                        fd,
+                        events: libc::POLLIN,
+                        revents: 0,
+                    };
+                    // SAFETY: `pollfd` is one valid pollfd; `fd` is the tap, kept open by
+                    // the transport this thread holds an Arc on.
+                    let ready = unsafe { libc::poll(&mut pollfd, 1, NET_POLL_INTERVAL_MS) };
+                    if ready > 0 && !transport.lock().unwrap_or_else(|p| p.into_inner()).poll() {
+                        // A frame waits for a receive buffer: let the guest post one.
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+            })?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for NetPoller {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// Initrd, command line, zero page, MP table and boot page tables.
@@ -562,6 +654,7 @@ mod tests {
             cmdline: None,
             init_args: vec![],
             disk: None,
+            net: None,
             mem_mib: 256,
             vcpus: 1,
             timeout: None,
@@ -639,7 +732,7 @@ mod tests {
     }
 
     #[test]
-    fn a_disk_is_announced_on_the_command_line_as_virtio_mmio() {
+    fn disk_and_net_are_announced_on_the_command_line_as_virtio_mmio() {
         let with_disk = RunOptions {
             disk: Some("/tmp/disk.img".into()),
             init_args: vec!["info".into()],
@@ -651,6 +744,15 @@ mod tests {
             line.contains(" virtio_mmio.device=4K@0xc0000000:5 -- info"),
             "{line}"
         );
+        let both = RunOptions {
+            net: Some("isolab0".into()),
+            ..with_disk
+        };
+        let line = cmdline(&both).unwrap().as_cstring().unwrap();
+        let line = line.to_str().unwrap();
+        let devices =
+            "virtio_mmio.device=4K@0xc0000000:5 virtio_mmio.device=4K@0xc0001000:6 -- info";
+        assert!(line.contains(devices), "{line}");
     }
 
     #[test]

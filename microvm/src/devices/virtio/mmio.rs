@@ -155,18 +155,40 @@ impl<D: VirtioDevice> MmioTransport<D> {
     }
 
     fn notify(&mut self, index: usize) {
+        self.serve(index, false);
+    }
+
+    /// Lets the device move host-side input (received frames) into the guest; called
+    /// by the device's I/O thread. Returns whether the guest was interrupted.
+    pub fn poll(&mut self) -> bool {
+        self.device
+            .polled_queue()
+            .is_some_and(|index| self.serve(index, true))
+    }
+
+    fn serve(&mut self, index: usize, polled: bool) -> bool {
         if self.status & STATUS_DRIVER_OK == 0 {
-            return;
+            return false;
         }
-        let Some(queue) = self.queues.get_mut(index).filter(|q| q.is_valid(&self.mem)) else {
-            return;
+        let Some(queue) = self
+            .queues
+            .get_mut(index)
+            .filter(|q| q.ready() && q.is_valid(&self.mem))
+        else {
+            return false;
         };
-        if self.device.process_queue(&self.mem, index, queue) {
+        let used = if polled {
+            self.device.poll(&self.mem, index, queue)
+        } else {
+            self.device.process_queue(&self.mem, index, queue)
+        };
+        if used {
             self.interrupt_status |= INT_USED_RING;
             if let Err(err) = self.irq.write(1) {
                 log::warn!("virtio-mmio: raising the interrupt: {err}");
             }
         }
+        used
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod block;
 pub mod mmio;
+pub mod net;
 
 use virtio_queue::Queue;
 use vm_memory::GuestMemoryMmap;
@@ -24,4 +25,13 @@ pub trait VirtioDevice: Send {
     /// Handles what the driver made available on queue `index`; returns whether any
     /// buffer was used (the driver then needs an interrupt).
     fn process_queue(&mut self, mem: &GuestMemoryMmap, index: usize, queue: &mut Queue) -> bool;
+    /// Work that comes from the host side (a frame arrived on the tap), on the queue
+    /// `index` it targets; returns whether any buffer was used. Default: none.
+    fn poll(&mut self, _mem: &GuestMemoryMmap, _index: usize, _queue: &mut Queue) -> bool {
+        false
+    }
+    /// The queue [`VirtioDevice::poll`] fills, if the device has host-side input.
+    fn polled_queue(&self) -> Option<usize> {
+        None
+    }
 }
