@@ -81,13 +81,18 @@ pub struct KernellessSpec {
 
 /// A kernel-less VM ready to run.
 #[derive(Debug)]
+///
+/// Fields drop in declaration order, which is the teardown order that matters: the
+/// vCPU, then the VM (KVM destroys it when its last fd closes), then guest memory.
+/// Unmapping guest memory while the VM still exists makes KVM invalidate its
+/// mappings range by range, which costs milliseconds on PVM hosts.
 pub struct KernellessVm {
+    /// The single vCPU, parked on the SYSRET into the program.
+    pub vcpu: Vcpu,
     /// The VM.
     pub vm: Vm,
     /// Guest memory.
     pub mem: GuestMemoryMmap,
-    /// The single vCPU, parked on the SYSRET into the program.
-    pub vcpu: Vcpu,
     /// Port-I/O bus: the syscall and exception ports are traps.
     pub pio: Bus,
     /// MMIO bus (empty).
