@@ -3,3 +3,4 @@
 //! `engine-oci` (runc-compatible) and `engine` (docker-like).
 
 pub mod cgroups;
+pub mod image;
