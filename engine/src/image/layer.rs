@@ -52,8 +52,18 @@ impl std::fmt::Debug for LayerWriter<'_> {
     }
 }
 
+/// How host metadata goes into a layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metadata {
+    /// Owner root, fixed mtime, mode 0644/0755: equal content gives an equal layer
+    /// (what `COPY` and `ADD` write).
+    Reproducible,
+    /// Owner, mode and mtime as on disk (what a `RUN` step changed).
+    Preserved,
+}
+
 impl<'s> LayerWriter<'s> {
-    pub fn new(store: &'s ImageStore) -> Result<Self, LayerError> {
+    pub fn new(store: &'s ImageStore, metadata: Metadata) -> Result<Self, LayerError> {
         let tmp = store.temp_blob()?;
         let file = tmp.reopen().map_err(LayerError::Finish)?;
         let gz = GzEncoder::new(
@@ -62,7 +72,10 @@ impl<'s> LayerWriter<'s> {
         );
         let mut tar = tar::Builder::new(HashingWriter::new(gz));
         tar.follow_symlinks(false);
-        tar.mode(tar::HeaderMode::Complete);
+        tar.mode(match metadata {
+            Metadata::Reproducible => tar::HeaderMode::Deterministic,
+            Metadata::Preserved => tar::HeaderMode::Complete,
+        });
         Ok(LayerWriter { store, tmp, tar })
     }
 
@@ -98,6 +111,17 @@ impl<'s> LayerWriter<'s> {
                 })?;
         }
         Ok(())
+    }
+
+    /// Adds one host file, symlink or directory (without its contents) at `dest`.
+    pub fn add_entry(&mut self, src: &Path, dest: &str) -> Result<(), LayerError> {
+        let name = layer_path(dest)?;
+        self.tar
+            .append_path_with_name(src, &name)
+            .map_err(|source| LayerError::Add {
+                path: src.to_path_buf(),
+                source,
+            })
     }
 
     /// Adds a directory entry (mode 0755, root-owned) at `dest`.
@@ -194,7 +218,7 @@ mod tests {
         std::fs::create_dir_all(src.join("b")).unwrap();
         std::fs::write(src.join("b/x"), "x").unwrap();
         std::fs::write(src.join("a"), "a").unwrap();
-        let mut w = LayerWriter::new(&store).unwrap();
+        let mut w = LayerWriter::new(&store, Metadata::Reproducible).unwrap();
         w.add_tree(&src, "/app").unwrap();
         w.add_whiteout("/old").unwrap();
         let layer = w.finish().unwrap();

@@ -1,6 +1,6 @@
 //! OCI images: a content-addressed store (`store`), image names (`reference`), layers
 //! (`layer` writes them, `unpack` extracts them safely), Containerfile builds
-//! (`containerfile`, `build`), imports from other tools (`import`) and runnable OCI
+//! (`containerfile`, `build`, `run_step` for RUN), imports from other tools (`import`) and runnable OCI
 //! bundles (`bundle`).
 
 pub mod build;
@@ -10,5 +10,6 @@ pub mod digest;
 pub mod import;
 pub mod layer;
 pub mod reference;
+pub mod run_step;
 pub mod store;
 pub mod unpack;
