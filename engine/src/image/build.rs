@@ -39,7 +39,7 @@ pub enum BuildError {
     BaseImage {
         line: usize,
         name: String,
-        source: StoreError,
+        source: Box<StoreError>,
     },
     #[error("Containerfile line {line}: {source}")]
     Layer { line: usize, source: LayerError },
@@ -236,7 +236,7 @@ fn from(
         .map_err(|source| BuildError::BaseImage {
             line,
             name: name.to_string(),
-            source,
+            source: Box::new(source),
         })?;
     state.config = image.config.config().clone().unwrap_or_default();
     state.layers = image.manifest.layers().clone();

@@ -133,7 +133,7 @@ mod tests {
     fn path_like_digests_are_refused() {
         assert!(parse("sha256:../../etc/passwd").is_err());
         assert!(parse("sha512:abcd").is_err());
-        assert!(parse(&of_bytes(b"x").to_string()).is_ok());
+        assert!(parse(of_bytes(b"x").as_ref()).is_ok());
     }
 
     #[test]

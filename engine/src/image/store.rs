@@ -41,9 +41,9 @@ pub enum StoreError {
     #[error(transparent)]
     Reference(#[from] ReferenceError),
     #[error("blob {digest} is missing from the image store")]
-    MissingBlob { digest: Digest },
+    MissingBlob { digest: String },
     #[error("blob {expected} is corrupt: its content hashes to {actual}")]
-    CorruptBlob { expected: Digest, actual: Digest },
+    CorruptBlob { expected: String, actual: String },
     #[error("no such image: {0} (see `engine image ls`)")]
     UnknownImage(String),
     #[error("image id prefix {0} is ambiguous; give more digits")]
@@ -163,7 +163,7 @@ impl ImageStore {
         let path = self.blob_path(digest)?;
         File::open(&path).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => StoreError::MissingBlob {
-                digest: digest.clone(),
+                digest: digest.to_string(),
             },
             _ => StoreError::Io {
                 action: "opening",
@@ -184,8 +184,8 @@ impl ImageStore {
         let (actual, _) = reader.finish();
         if &actual != digest {
             return Err(StoreError::CorruptBlob {
-                expected: digest.clone(),
-                actual,
+                expected: digest.to_string(),
+                actual: actual.to_string(),
             });
         }
         Ok(bytes)
