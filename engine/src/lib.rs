@@ -4,3 +4,5 @@
 
 pub mod cgroups;
 pub mod network;
+pub mod image;
+pub mod volume;
