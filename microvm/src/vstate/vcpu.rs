@@ -8,6 +8,7 @@ use std::time::Instant;
 use kvm_ioctls::{VcpuExit, VcpuFd};
 
 use super::kick;
+pub use super::kick::{kick_signal, KickError, Kicker, Watchdog};
 use crate::devices::bus::{Access, Bus, DeviceEvent};
 use crate::stats::ExitStats;
 
@@ -22,6 +23,15 @@ pub enum VcpuError {
         /// The errno.
         source: kvm_ioctls::Error,
     },
+    /// Installing the kick or termination signal handlers failed.
+    #[error(transparent)]
+    Kick(#[from] KickError),
+}
+
+/// Installs the signal handlers a running vCPU relies on: the kick (for timeouts and
+/// tear-down) and SIGINT/SIGTERM/SIGHUP, which stop every running vCPU cleanly.
+pub fn install_kick_handler() -> Result<(), VcpuError> {
+    kick::install_handlers().map_err(VcpuError::from)
 }
 
 /// Maps a KVM error to a [`VcpuError`] that says what was being done.
