@@ -37,7 +37,7 @@ pub enum BuildError {
     #[error(transparent)]
     Vcpu(#[from] VcpuError),
     /// Loading the program.
-    #[error("loading {path}: {source}")]
+    #[error("loading {path}")]
     Elf {
         /// The program.
         path: PathBuf,
@@ -51,7 +51,7 @@ pub enum BuildError {
     #[error(transparent)]
     Paging(#[from] paging::PagingError),
     /// Writing system structures into guest memory.
-    #[error("writing {what} into guest memory: {source}")]
+    #[error("writing {what} into guest memory")]
     GuestMemory {
         /// What was being written.
         what: &'static str,
@@ -62,7 +62,7 @@ pub enum BuildError {
     #[error(transparent)]
     Bus(#[from] BusError),
     /// Reading random bytes for AT_RANDOM.
-    #[error("reading /dev/urandom for AT_RANDOM: {0}")]
+    #[error("reading /dev/urandom for AT_RANDOM")]
     Random(#[source] std::io::Error),
 }
 

@@ -286,7 +286,7 @@ fn missing_binary_and_bad_options_are_clear_errors() {
         .assert()
         .code(125)
         .stderr(predicate::str::contains(
-            "error: loading /nonexistent/isolab-prog: No such file",
+            "error: loading /nonexistent/isolab-prog: opening or reading the file: No such file",
         ));
     common::microvm()
         .args(["exec", "--mem", "7", "/bin/true"])

@@ -45,7 +45,7 @@ pub enum ExecError {
         reason: String,
     },
     /// Creating the default empty rootfs.
-    #[error("creating an empty temporary rootfs: {0}")]
+    #[error("creating an empty temporary rootfs")]
     TempRootfs(#[source] std::io::Error),
     /// Building the VM.
     #[error(transparent)]

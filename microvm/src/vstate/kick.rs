@@ -15,7 +15,7 @@ use kvm_bindings::kvm_run;
 #[derive(Debug, thiserror::Error)]
 pub enum KickError {
     /// sigaction failed.
-    #[error("installing the handler for signal {signal}: {source}")]
+    #[error("installing the handler for signal {signal}")]
     Signal {
         /// The signal.
         signal: libc::c_int,

@@ -16,7 +16,7 @@ use crate::stats::ExitStats;
 #[derive(Debug, thiserror::Error)]
 pub enum VcpuError {
     /// A vCPU ioctl failed.
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Ioctl {
         /// What was being done.
         what: &'static str,
