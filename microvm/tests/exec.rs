@@ -316,3 +316,20 @@ fn help_explains_exec() {
         .stdout(predicate::str::contains("--rootfs"))
         .stdout(predicate::str::contains("124"));
 }
+
+#[test]
+fn kvm_error_cause_is_printed_once() {
+    // Regression: the cause was repeated ("...: not an ELF file: not an ELF file").
+    let Some((bins, tmp)) = setup("kvm_error_cause_is_printed_once") else {
+        return;
+    };
+    let prog = program(bins.path(), "text", b"plain text, not a program\n");
+    exec(tmp.path())
+        .arg(&prog)
+        .assert()
+        .code(125)
+        .stderr(format!(
+            "error: loading {}: not an ELF file (no \\x7fELF magic)\n",
+            prog.display()
+        ));
+}
