@@ -272,7 +272,7 @@ pub fn socket(domain: i32, ty: i32, protocol: i32) -> Result<OwnedFd, Errno> {
 
 /// `connect(2)` or `bind(2)` with a socket address already copied to the host.
 pub fn sockaddr_call(nr: Sysno, fd: RawFd, addr: &[u8]) -> Result<usize, Errno> {
-    assert!(matches!(nr, Sysno::connect | Sysno::bind));
+    debug_assert!(matches!(nr, Sysno::connect | Sysno::bind));
     // SAFETY: `addr` is a live host buffer of the given length.
     unsafe { syscall!(nr, fd, addr.as_ptr(), addr.len()) }
 }
@@ -299,7 +299,7 @@ pub fn accept4(fd: RawFd, flags: i32) -> Result<(OwnedFd, Vec<u8>), Errno> {
 
 /// `getsockname(2)` or `getpeername(2)`: the address bytes.
 pub fn socket_name(nr: Sysno, fd: RawFd) -> Result<Vec<u8>, Errno> {
-    assert!(matches!(nr, Sysno::getsockname | Sysno::getpeername));
+    debug_assert!(matches!(nr, Sysno::getsockname | Sysno::getpeername));
     let mut addr = [0u8; 128];
     let mut len: u32 = addr.len() as u32;
     // SAFETY: `addr` and `len` are live host buffers; len says addr's size.
@@ -371,7 +371,7 @@ pub fn recvmsg(fd: RawFd, iov: &[libc::iovec], flags: i32) -> Result<(usize, Vec
 
 /// `clock_gettime(2)` or `clock_getres(2)`: (seconds, nanoseconds).
 pub fn clock(nr: Sysno, clock: i32) -> Result<(i64, i64), Errno> {
-    assert!(matches!(nr, Sysno::clock_gettime | Sysno::clock_getres));
+    debug_assert!(matches!(nr, Sysno::clock_gettime | Sysno::clock_getres));
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

@@ -14,6 +14,7 @@ mod host;
 mod io;
 pub mod memory;
 mod net;
+mod poll;
 mod process;
 pub mod rootfs;
 mod signal;
@@ -193,6 +194,8 @@ impl SyscallHandler {
             S::ioctl => self.ioctl(um, a[0], a[1], a[2]),
             S::poll => self.poll(um, a[0], a[1], a[2] as i32),
             S::ppoll => self.ppoll(um, a[0], a[1], a[2]),
+            S::select => self.select(um, a),
+            S::pselect6 => self.pselect6(um, a),
             // descriptors
             S::close => self.fds.remove(a[0]).map(|()| 0),
             S::dup => self.dup(a[0]),

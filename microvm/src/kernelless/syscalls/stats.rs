@@ -31,6 +31,8 @@ pub const IMPLEMENTED: &[Sysno] = {
         S::ioctl,
         S::poll,
         S::ppoll,
+        S::select,
+        S::pselect6,
         S::close,
         S::dup,
         S::dup2,
