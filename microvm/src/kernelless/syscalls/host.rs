@@ -226,6 +226,8 @@ fn takes_pointer(nr: Sysno) -> bool {
             | Sysno::flock
             | Sysno::fadvise64
             | Sysno::fallocate
+            | Sysno::epoll_create1
+            | Sysno::eventfd2
     )
 }
 
@@ -482,4 +484,34 @@ pub fn pause() -> Errno {
         Ok(_) => Errno::EINTR,
         Err(e) => e,
     }
+}
+
+/// `epoll_create1(2)` or `eventfd2(2)`: a new descriptor from integer arguments,
+/// close-on-exec on the host.
+pub fn new_fd(nr: Sysno, args: [u64; 2]) -> Result<OwnedFd, Errno> {
+    debug_assert!(matches!(nr, Sysno::epoll_create1 | Sysno::eventfd2));
+    let fd = plain(nr, [args[0], args[1], 0, 0])?;
+    // SAFETY: the kernel just returned this new descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Size of the x86_64 `struct epoll_event` (packed: u32 events, u64 data).
+pub const EPOLL_EVENT_SIZE: usize = 12;
+
+/// `epoll_ctl(2)` with the guest's event bytes (events and opaque data) copied in.
+pub fn epoll_ctl(
+    epfd: RawFd,
+    op: i32,
+    fd: RawFd,
+    event: &[u8; EPOLL_EVENT_SIZE],
+) -> Result<usize, Errno> {
+    // SAFETY: `event` is a live host buffer with the kernel's epoll_event layout.
+    unsafe { syscall!(Sysno::epoll_ctl, epfd, op, fd, event.as_ptr()) }
+}
+
+/// `epoll_wait(2)` into a host buffer of `buf.len() / 12` events; returns the count.
+pub fn epoll_wait(epfd: RawFd, buf: &mut [u8], timeout_ms: i32) -> Result<usize, Errno> {
+    let max = buf.len() / EPOLL_EVENT_SIZE;
+    // SAFETY: `buf` has room for `max` packed epoll_events.
+    unsafe { syscall!(Sysno::epoll_wait, epfd, buf.as_mut_ptr(), max, timeout_ms) }
 }

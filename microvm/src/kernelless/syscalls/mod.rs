@@ -196,6 +196,15 @@ impl SyscallHandler {
             S::ppoll => self.ppoll(um, a[0], a[1], a[2]),
             S::select => self.select(um, a),
             S::pselect6 => self.pselect6(um, a),
+            S::epoll_create => match a[0] as i32 {
+                n if n <= 0 => Err(Errno::EINVAL),
+                _ => self.epoll_create1(0),
+            },
+            S::epoll_create1 => self.epoll_create1(a[0]),
+            S::epoll_ctl => self.epoll_ctl(um, a),
+            S::epoll_wait | S::epoll_pwait => self.epoll_wait(um, a),
+            S::eventfd => self.eventfd2(a[0], 0),
+            S::eventfd2 => self.eventfd2(a[0], a[1]),
             // descriptors
             S::close => self.fds.remove(a[0]).map(|()| 0),
             S::dup => self.dup(a[0]),

@@ -1,5 +1,6 @@
-//! Waiting for descriptors: `poll`, `ppoll`, `select`, `pselect6`, all on the host's
-//! `poll(2)` over the host descriptors behind the guest's.
+//! Waiting for descriptors: `poll`, `ppoll`, `select`, `pselect6` on the host's
+//! `poll(2)` over the host descriptors behind the guest's; `epoll` on a host epoll
+//! instance, to which the guest's opaque event data is handed through unchanged.
 
 use syscalls::Errno;
 
@@ -9,6 +10,8 @@ use super::{SysResult, SyscallHandler};
 
 /// Most descriptors a `select` set can name (`FD_SETSIZE`).
 const FD_SETSIZE: u64 = 1024;
+/// Most events one `epoll_wait` returns (a shorter answer is always allowed).
+const EPOLL_MAX_EVENTS: u64 = 1024;
 
 /// A poll timeout from a guest `struct timespec` pointer (NULL: wait forever).
 fn timespec_to_ms(um: &UserMemory<'_>, addr: u64) -> Result<i32, Errno> {
@@ -118,6 +121,56 @@ impl SyscallHandler {
         self.select_ms(um, [a[0], a[1], a[2], a[3]], timeout)
     }
 
+    /// `epoll_create1(2)` (and `epoll_create`, whose size is only checked).
+    pub(super) fn epoll_create1(&mut self, flags: u64) -> SysResult {
+        if flags & !(libc::EPOLL_CLOEXEC as u64) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let fd = host::new_fd(syscalls::Sysno::epoll_create1, [0, 0])?;
+        self.fds.insert(fd, flags != 0).map(u64::from)
+    }
+
+    /// `epoll_ctl(2)`: guest fds are swapped for host ones; the event is passed as is.
+    pub(super) fn epoll_ctl(&mut self, um: &UserMemory<'_>, a: [u64; 6]) -> SysResult {
+        let (epfd, fd) = (self.fds.host_fd(a[0])?, self.fds.host_fd(a[2])?);
+        let mut event = [0u8; host::EPOLL_EVENT_SIZE];
+        if a[1] as i32 != libc::EPOLL_CTL_DEL {
+            um.read(a[3], &mut event)?;
+        }
+        host::epoll_ctl(epfd, a[1] as i32, fd, &event).map(|_| 0)
+    }
+
+    /// `epoll_wait(2)` and `epoll_pwait(2)` (the signal mask is ignored).
+    pub(super) fn epoll_wait(&mut self, um: &UserMemory<'_>, a: [u64; 6]) -> SysResult {
+        let epfd = self.fds.host_fd(a[0])?;
+        let max = a[2] as i32;
+        if max <= 0 {
+            return Err(Errno::EINVAL);
+        }
+        let max = (max as u64).min(EPOLL_MAX_EVENTS) as usize;
+        um.check(a[1], max * host::EPOLL_EVENT_SIZE)?;
+        let mut buf = vec![0u8; max * host::EPOLL_EVENT_SIZE];
+        let n = host::epoll_wait(epfd, &mut buf, a[3] as i32)?;
+        um.write(a[1], &buf[..n * host::EPOLL_EVENT_SIZE])
+            .map(|()| n as u64)
+    }
+
+    /// `eventfd2(2)` (and `eventfd`).
+    pub(super) fn eventfd2(&mut self, initval: u64, flags: u64) -> SysResult {
+        let allowed = (libc::EFD_CLOEXEC | libc::EFD_NONBLOCK | libc::EFD_SEMAPHORE) as u64;
+        if flags & !allowed != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let host_flags = flags & !(libc::EFD_CLOEXEC as u64);
+        let fd = host::new_fd(
+            syscalls::Sysno::eventfd2,
+            [initval & 0xffff_ffff, host_flags],
+        )?;
+        self.fds
+            .insert(fd, flags & libc::EFD_CLOEXEC as u64 != 0)
+            .map(u64::from)
+    }
+
     /// Select over (nfds, readfds, writefds, exceptfds) as a host poll. The timeout is
     /// not updated with the time left.
     fn select_ms(&mut self, um: &UserMemory<'_>, a: [u64; 4], timeout_ms: i32) -> SysResult {
@@ -212,6 +265,42 @@ mod tests {
         assert_eq!(revents(&g, 1), libc::POLLNVAL);
         assert_eq!(revents(&g, 2), 0);
         assert_eq!(g.call(Sysno::poll, &[0x10, 1, 0]), err(Errno::EFAULT));
+    }
+
+    #[test]
+    fn epoll_reports_the_guests_event_data_for_ready_fds() {
+        let mut g = Guest::new();
+        let ep = g.call(Sysno::epoll_create1, &[libc::EPOLL_CLOEXEC as u64]) as u64;
+        let efd = g.call(Sysno::eventfd2, &[0, libc::EFD_NONBLOCK as u64]) as u64;
+        let ev = SCRATCH;
+        g.um().write_u32(ev, libc::EPOLLIN as u32).unwrap();
+        g.um().write_u64(ev + 4, 0xfeed_beef_1234).unwrap();
+        let add = libc::EPOLL_CTL_ADD as u64;
+        assert_eq!(g.call(Sysno::epoll_ctl, &[ep, add, efd, ev]), 0);
+        let out = SCRATCH + 0x100;
+        assert_eq!(
+            g.call(Sysno::epoll_wait, &[ep, out, 8, 0]),
+            0,
+            "nothing written yet"
+        );
+        g.um().write_u64(SCRATCH + 0x200, 1).unwrap();
+        assert_eq!(g.call(Sysno::write, &[efd, SCRATCH + 0x200, 8]), 8);
+        assert_eq!(g.call(Sysno::epoll_pwait, &[ep, out, 8, 1000, 0, 8]), 1);
+        assert_eq!(g.um().read_u32(out).unwrap(), libc::EPOLLIN as u32);
+        assert_eq!(g.um().read_u64(out + 4).unwrap(), 0xfeed_beef_1234);
+        assert_eq!(
+            g.call(Sysno::epoll_wait, &[ep, out, 0, 0]),
+            err(Errno::EINVAL)
+        );
+        assert_eq!(
+            g.call(Sysno::epoll_wait, &[ep, 0x10, 8, 0]),
+            err(Errno::EFAULT)
+        );
+        assert_eq!(
+            g.call(Sysno::epoll_ctl, &[ep, add, 77, ev]),
+            err(Errno::EBADF)
+        );
+        assert_eq!(g.call(Sysno::eventfd2, &[0, 2]), err(Errno::EINVAL));
     }
 
     #[test]
