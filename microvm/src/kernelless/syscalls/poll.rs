@@ -67,23 +67,26 @@ impl SyscallHandler {
             return Err(Errno::EINVAL);
         }
         let raw = um.read_vec(fds, n as usize * 8)?;
-        let mut polled: Vec<libc::pollfd> = Vec::with_capacity(n as usize);
+        // A guest fd that is not open polls as -1 on the host and answers POLLNVAL.
         let mut invalid = Vec::with_capacity(n as usize);
-        for entry in raw.chunks_exact(8) {
-            let fd = i32::from_le_bytes(entry[..4].try_into().expect("4 bytes"));
-            let events = i16::from_le_bytes(entry[4..6].try_into().expect("2 bytes"));
-            let host = if fd < 0 {
-                Ok(-1)
-            } else {
-                self.fds.host_fd(fd as u64)
-            };
-            invalid.push(host.is_err());
-            polled.push(libc::pollfd {
-                fd: host.unwrap_or(-1),
-                events,
-                revents: 0,
-            });
-        }
+        let mut polled: Vec<libc::pollfd> = raw
+            .chunks_exact(8)
+            .map(|entry| {
+                let fd = i32::from_le_bytes(entry[..4].try_into().expect("4 bytes"));
+                let events = i16::from_le_bytes(entry[4..6].try_into().expect("2 bytes"));
+                let host = if fd < 0 {
+                    Ok(-1)
+                } else {
+                    self.fds.host_fd(fd as u64)
+                };
+                invalid.push(host.is_err());
+                libc::pollfd {
+                    fd: host.unwrap_or(-1),
+                    events,
+                    revents: 0,
+                }
+            })
+            .collect();
         let timeout = if invalid.contains(&true) {
             0
         } else {
@@ -184,24 +187,7 @@ impl SyscallHandler {
             read_fd_set(um, a[2], nfds)?,
             read_fd_set(um, a[3], nfds)?,
         ];
-        let wanted = [libc::POLLIN, libc::POLLOUT, libc::POLLPRI];
-        let mut polled = Vec::new();
-        for fd in 0..nfds {
-            let events = (0..3)
-                .filter(|&i| bit(&sets[i], fd))
-                .fold(0, |e, i| e | wanted[i]);
-            if events != 0 {
-                polled.push((
-                    fd,
-                    libc::pollfd {
-                        fd: self.fds.host_fd(fd)?,
-                        events,
-                        revents: 0,
-                    },
-                ));
-            }
-        }
-        let mut pfds: Vec<libc::pollfd> = polled.iter().map(|(_, p)| *p).collect();
+        let (guest_fds, mut pfds) = self.select_pollfds(&sets, nfds)?;
         host::poll(&mut pfds, timeout_ms)?;
         let ready = [
             libc::POLLIN | libc::POLLHUP | libc::POLLERR,
@@ -210,9 +196,9 @@ impl SyscallHandler {
         ];
         let mut out = sets.clone().map(|s| vec![0u8; s.len()]);
         let mut count = 0;
-        for ((fd, _), p) in polled.iter().zip(&pfds) {
-            for i in (0..3).filter(|&i| bit(&sets[i], *fd) && p.revents & ready[i] != 0) {
-                out[i][(*fd / 8) as usize] |= 1 << (*fd % 8);
+        for (&fd, p) in guest_fds.iter().zip(&pfds) {
+            for i in (0..3).filter(|&i| bit(&sets[i], fd) && p.revents & ready[i] != 0) {
+                out[i][(fd / 8) as usize] |= 1 << (fd % 8);
                 count += 1;
             }
         }
@@ -222,6 +208,31 @@ impl SyscallHandler {
             }
         }
         Ok(count)
+    }
+
+    /// The guest fds named in the read, write and except sets, and host pollfds for them.
+    fn select_pollfds(
+        &self,
+        sets: &[Vec<u8>; 3],
+        nfds: u64,
+    ) -> Result<(Vec<u64>, Vec<libc::pollfd>), Errno> {
+        let wanted = [libc::POLLIN, libc::POLLOUT, libc::POLLPRI];
+        let mut guest_fds = Vec::new();
+        let mut pfds = Vec::new();
+        for fd in 0..nfds {
+            let events = (0..3)
+                .filter(|&i| bit(&sets[i], fd))
+                .fold(0, |e, i| e | wanted[i]);
+            if events != 0 {
+                guest_fds.push(fd);
+                pfds.push(libc::pollfd {
+                    fd: self.fds.host_fd(fd)?,
+                    events,
+                    revents: 0,
+                });
+            }
+        }
+        Ok((guest_fds, pfds))
     }
 }
 
