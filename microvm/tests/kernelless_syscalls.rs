@@ -113,6 +113,15 @@ fn busybox_applets_read_files_from_the_rootfs_like_natively() {
         .assert()
         .success()
         .stdout("hi there\n");
+    // The rootfs has no /dev: the standard devices are lent from the host.
+    exec(&root, bb, &["sh", "-c", "echo x > /dev/null && echo ok"])
+        .assert()
+        .success()
+        .stdout("ok\n");
+    exec(&root, bb, &["od", "-An", "-N4", "-tx1", "/dev/zero"])
+        .assert()
+        .success()
+        .stdout(" 00 00 00 00\n");
     exec(&root, bb, &["ls", "-l", "/data/sub"])
         .assert()
         .success()
