@@ -534,6 +534,12 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_handler_can_move_to_a_vcpu_thread() {
+        fn assert_send<T: Send>() {}
+        assert_send::<SyscallHandler>();
+    }
+
+    #[test]
     fn exit_group_ends_the_guest_with_its_status() {
         let mut g = Guest::new();
         let r = g.handler.handle(
