@@ -191,7 +191,10 @@ pub(crate) mod tests {
     /// A rootfs with `/etc/hosts`, `/dir/file`, and escape attempts as symlinks, inside
     /// a parent dir that holds a `secret` the guest must never see.
     pub(crate) fn fixture() -> (tempfile::TempDir, PathBuf) {
-        let outer = tempfile::tempdir().unwrap();
+        let outer = tempfile::Builder::new()
+            .prefix("isolab-syscalls-")
+            .tempdir()
+            .unwrap();
         std::fs::write(outer.path().join("secret"), "host secret").unwrap();
         let root = outer.path().join("rootfs");
         std::fs::create_dir_all(root.join("etc")).unwrap();
