@@ -159,6 +159,75 @@ pub fn implemented() -> impl Iterator<Item = &'static str> {
     IMPLEMENTED.iter().map(|s| s.name())
 }
 
+/// Every host system call the syscall layer makes on the guest's behalf: the host
+/// kernel surface a guest reaches through the monitor (what a seccomp filter for the
+/// monitor's vCPU thread would have to allow, beyond the monitor's own KVM calls).
+/// A test checks this list against `host.rs`.
+pub const HOST_CALLS: &[Sysno] = {
+    use Sysno as S;
+    &[
+        S::accept4,
+        S::bind,
+        S::clock_getres,
+        S::clock_gettime,
+        S::clock_nanosleep,
+        S::close,
+        S::connect,
+        S::epoll_create1,
+        S::epoll_ctl,
+        S::epoll_wait,
+        S::eventfd2,
+        S::faccessat2,
+        S::fadvise64,
+        S::fallocate,
+        S::fchmod,
+        S::fchmodat,
+        S::fchown,
+        S::fchownat,
+        S::fcntl,
+        S::fdatasync,
+        S::flock,
+        S::fstat,
+        S::fstatfs,
+        S::fsync,
+        S::ftruncate,
+        S::getdents64,
+        S::getpeername,
+        S::getrandom,
+        S::getrusage,
+        S::getsockname,
+        S::getsockopt,
+        S::ioctl,
+        S::linkat,
+        S::listen,
+        S::lseek,
+        S::madvise,
+        S::mkdirat,
+        S::openat2,
+        S::pause,
+        S::pipe2,
+        S::poll,
+        S::preadv,
+        S::pwritev,
+        S::readlink,
+        S::readlinkat,
+        S::readv,
+        S::recvmsg,
+        S::renameat2,
+        S::sendfile,
+        S::sendmsg,
+        S::setsockopt,
+        S::shutdown,
+        S::socket,
+        S::statx,
+        S::symlinkat,
+        S::umask,
+        S::unlinkat,
+        S::utimensat,
+        S::writev,
+    ]
+};
+
 /// Counts of the guest's system calls, by name.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SyscallStats {
@@ -211,6 +280,25 @@ pub fn name(nr: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_calls_list_every_call_host_rs_makes() {
+        let source = include_str!("host.rs");
+        let mut made: std::collections::BTreeSet<&str> = source
+            .split("Sysno::")
+            .skip(1)
+            .map(|rest| {
+                rest.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .next()
+                    .unwrap()
+            })
+            .collect();
+        // Made without a Sysno: madvise through libc, close when an OwnedFd drops.
+        made.extend(["madvise", "close"]);
+        let listed: std::collections::BTreeSet<&str> =
+            HOST_CALLS.iter().map(|s| s.name()).collect();
+        assert_eq!(listed, made);
+    }
 
     #[test]
     fn names_come_from_the_x86_64_table() {
