@@ -290,7 +290,8 @@ impl SyscallHandler {
             S::set_robust_list => Ok(0),
             S::futex => process::futex(um, a),
             S::exit | S::exit_group => {
-                self.exit = Some(a[0] as i32);
+                // A parent sees only the low byte of the status, as under Linux.
+                self.exit = Some((a[0] & 0xff) as i32);
                 Ok(0)
             }
             // signals
@@ -549,6 +550,12 @@ pub(crate) mod tests {
             [3, 0, 0, 0, 0, 0],
         );
         assert_eq!(r, SyscallAction::Exit(3));
+        let mut g = Guest::new();
+        let status = [0x1_0107, 0, 0, 0, 0, 0];
+        let r = g
+            .handler
+            .handle(&g.mem, &mut g.cpu, Sysno::exit as u64, status);
+        assert_eq!(r, SyscallAction::Exit(7), "only the low byte counts");
     }
 
     #[test]
