@@ -228,6 +228,8 @@ fn takes_pointer(nr: Sysno) -> bool {
             | Sysno::fallocate
             | Sysno::epoll_create1
             | Sysno::eventfd2
+            | Sysno::timerfd_create
+            | Sysno::syncfs
     )
 }
 
@@ -486,10 +488,13 @@ pub fn pause() -> Errno {
     }
 }
 
-/// `epoll_create1(2)` or `eventfd2(2)`: a new descriptor from integer arguments,
+/// `epoll_create1(2)`, `eventfd2(2)` or `timerfd_create(2)`: a new descriptor from integer arguments,
 /// close-on-exec on the host.
 pub fn new_fd(nr: Sysno, args: [u64; 2]) -> Result<OwnedFd, Errno> {
-    debug_assert!(matches!(nr, Sysno::epoll_create1 | Sysno::eventfd2));
+    debug_assert!(matches!(
+        nr,
+        Sysno::epoll_create1 | Sysno::eventfd2 | Sysno::timerfd_create
+    ));
     let fd = plain(nr, [args[0], args[1], 0, 0])?;
     // SAFETY: the kernel just returned this new descriptor; nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
@@ -514,4 +519,28 @@ pub fn epoll_wait(epfd: RawFd, buf: &mut [u8], timeout_ms: i32) -> Result<usize,
     let max = buf.len() / EPOLL_EVENT_SIZE;
     // SAFETY: `buf` has room for `max` packed epoll_events.
     unsafe { syscall!(Sysno::epoll_wait, epfd, buf.as_mut_ptr(), max, timeout_ms) }
+}
+
+/// `timerfd_settime(2)` with the guest's `struct itimerspec` copied in; returns the old.
+pub fn timerfd_settime(fd: RawFd, flags: i32, new: &[u8; 32]) -> Result<[u8; 32], Errno> {
+    let mut old = [0u8; 32];
+    // SAFETY: `new` and `old` are live host buffers of one itimerspec each.
+    unsafe {
+        syscall!(
+            Sysno::timerfd_settime,
+            fd,
+            flags,
+            new.as_ptr(),
+            old.as_mut_ptr()
+        )
+    }?;
+    Ok(old)
+}
+
+/// `timerfd_gettime(2)`: the current `struct itimerspec`.
+pub fn timerfd_gettime(fd: RawFd) -> Result<[u8; 32], Errno> {
+    let mut cur = [0u8; 32];
+    // SAFETY: `cur` is a live host buffer of one itimerspec.
+    unsafe { syscall!(Sysno::timerfd_gettime, fd, cur.as_mut_ptr()) }?;
+    Ok(cur)
 }

@@ -228,6 +228,7 @@ impl SyscallHandler {
             S::ftruncate => self.plain_fd(S::ftruncate, a),
             S::fchmod => self.plain_fd(S::fchmod, a),
             S::flock => self.plain_fd(S::flock, a),
+            S::syncfs => self.plain_fd(S::syncfs, a),
             S::fadvise64 => self.plain_fd(S::fadvise64, a),
             S::fallocate => self.plain_fd(S::fallocate, a),
             S::link => self.linkat(um, [AT_FDCWD, a[0], AT_FDCWD, a[1]], 0),
@@ -270,6 +271,9 @@ impl SyscallHandler {
             S::time => time::time(um, a[0]),
             S::nanosleep => time::nanosleep(um, a[0], a[1]),
             S::clock_nanosleep => time::clock_nanosleep(um, a[0], a[1], a[2], a[3]),
+            S::timerfd_create => self.timerfd_create(a[0], a[1]),
+            S::timerfd_settime => self.timerfd_settime(um, a),
+            S::timerfd_gettime => self.timerfd_gettime(um, a[0], a[1]),
             // identity and process
             S::getpid | S::gettid => Ok(process::PID),
             S::getppid => Ok(0),
@@ -283,6 +287,10 @@ impl SyscallHandler {
             S::sysinfo => process::sysinfo(um, a[0], self.started, &self.memory),
             S::sched_getaffinity => process::sched_getaffinity(um, a[0], a[1], a[2]),
             S::sched_yield => Ok(0),
+            S::sched_setaffinity => process::sched_setaffinity(um, a[0], a[1], a[2]),
+            S::sched_getscheduler => process::sched_get(um, a[0], None),
+            S::sched_getparam => process::sched_get(um, a[0], Some(a[1])),
+            S::getcpu => process::getcpu(um, a[0], a[1]),
             S::getrandom => process::getrandom(um, a[0], a[1], a[2]),
             S::prlimit64 => process::prlimit64(um, a[0], a[1], a[2], a[3]),
             S::getrlimit => process::prlimit64(um, 0, a[0], 0, a[1]),
@@ -459,7 +467,7 @@ pub(crate) mod tests {
 
     /// Calls left out of the random test: they wait (forever, with random arguments),
     /// change the test process (umask), make blocking objects whose writes could wait
-    /// forever (pipes, sockets, eventfds), or could fill the disk (fallocate).
+    /// forever (pipes, sockets, eventfds, timerfds), or could fill the disk (fallocate).
     const NOT_RANDOMIZED: &[Sysno] = &[
         Sysno::pause,
         Sysno::poll,
@@ -478,6 +486,7 @@ pub(crate) mod tests {
         Sysno::socket,
         Sysno::eventfd,
         Sysno::eventfd2,
+        Sysno::timerfd_create,
         Sysno::fallocate,
     ];
 

@@ -151,6 +151,14 @@ pub const IMPLEMENTED: &[Sysno] = {
         S::recvfrom,
         S::sendmsg,
         S::recvmsg,
+        S::sched_setaffinity,
+        S::sched_getscheduler,
+        S::sched_getparam,
+        S::getcpu,
+        S::timerfd_create,
+        S::timerfd_settime,
+        S::timerfd_gettime,
+        S::syncfs,
     ]
 };
 
@@ -225,6 +233,10 @@ pub const HOST_CALLS: &[Sysno] = {
         S::unlinkat,
         S::utimensat,
         S::writev,
+        S::timerfd_create,
+        S::timerfd_settime,
+        S::timerfd_gettime,
+        S::syncfs,
     ]
 };
 
