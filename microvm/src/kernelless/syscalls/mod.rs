@@ -92,6 +92,12 @@ pub enum SyscallError {
         "bad guest address space {0:x?}: need brk_start <= mmap_start < mmap_end, mmap range page-aligned"
     )]
     AddressSpace(AddressSpace),
+    /// The host kernel cannot confine paths to the rootfs.
+    #[error(
+        "openat2(RESOLVE_IN_ROOT), which confines the guest to --rootfs, failed: {0} \
+         (it needs Linux 5.6 or later)"
+    )]
+    Confinement(Errno),
 }
 
 /// The result of one handler: a return value or an errno.
@@ -565,6 +571,16 @@ pub(crate) mod tests {
             .handler
             .handle(&g.mem, &mut g.cpu, Sysno::exit as u64, status);
         assert_eq!(r, SyscallAction::Exit(7), "only the low byte counts");
+    }
+
+    #[test]
+    fn a_host_without_openat2_gets_a_clear_error() {
+        // Old kernels answer openat2 with ENOSYS; the message names what is missing.
+        let msg = SyscallError::Confinement(Errno::ENOSYS).to_string();
+        assert!(
+            msg.contains("RESOLVE_IN_ROOT") && msg.contains("Linux 5.6"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -50,8 +50,15 @@ impl Rootfs {
                 path: path.to_owned(),
                 source,
             })?;
+        let root: OwnedFd = root.into();
+        // Confinement rests on openat2 (Linux 5.6): refuse to start without it rather
+        // than fail every open later.
+        let probe = host::openat2(root.as_fd(), c".", libc::O_PATH, 0, RESOLVE_IN_ROOT);
+        if let Err(errno) = probe {
+            return Err(SyscallError::Confinement(errno));
+        }
         Ok(Self {
-            root: root.into(),
+            root,
             root_path,
             cwd: b"/".to_vec(),
         })
