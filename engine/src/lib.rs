@@ -3,3 +3,12 @@
 //! `engine-oci` (runc-compatible) and `engine` (docker-like).
 
 pub mod cgroups;
+pub mod cli;
+pub mod container;
+pub mod network;
+pub mod process;
+pub mod rootfs;
+pub mod syscall;
+pub mod timings;
+
+pub use container::{ContainerError, Runtime};
