@@ -111,3 +111,150 @@ pub fn mount_and_pivot(sys: &dyn Syscall, plan: &RootfsPlan) -> Result<(), Rootf
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::syscall::{Call, RecordingSyscall};
+    use oci_spec::runtime::Spec;
+    use std::path::Path;
+
+    fn plan() -> RootfsPlan {
+        let bundle = tempfile::tempdir().unwrap();
+        std::fs::create_dir(bundle.path().join("rootfs")).unwrap();
+        let mut p = RootfsPlan::from_spec(
+            &Spec::default(),
+            bundle.path(),
+            Path::new("/state/c1"),
+            false,
+        )
+        .unwrap();
+        p.root = "/b/rootfs".into();
+        p
+    }
+
+    fn position(calls: &[Call], pred: impl Fn(&Call) -> bool) -> usize {
+        calls.iter().position(pred).expect("call missing")
+    }
+
+    #[test]
+    fn setup_order_is_propagation_bind_mounts_devices_pivot_masks() {
+        let sys = RecordingSyscall::new();
+        let p = plan();
+        prepare_root(&sys, &p).unwrap();
+        mount_and_pivot(&sys, &p).unwrap();
+        let calls = sys.calls();
+        let first = calls[0].as_mount().unwrap();
+        assert_eq!(
+            (first.target.as_path(), first.flags),
+            (Path::new("/"), MsFlags::MS_SLAVE | MsFlags::MS_REC)
+        );
+        let bind = calls[1].as_mount().unwrap();
+        assert_eq!(bind.flags, MsFlags::MS_BIND | MsFlags::MS_REC);
+        let proc_at = position(&calls, |c| {
+            c.as_mount()
+                .is_some_and(|m| m.fstype.as_deref() == Some("proc"))
+        });
+        let null_at = position(
+            &calls,
+            |c| matches!(c, Call::Mknod(p, 0o666, 1, 3) if p.ends_with("dev/null")),
+        );
+        let pivot_at = position(&calls, |c| matches!(c, Call::PivotRoot(..)));
+        let mask_at = position(&calls, |c| {
+            c.as_mount()
+                .is_some_and(|m| m.target == Path::new("/proc/kcore"))
+        });
+        assert!(
+            proc_at < null_at && null_at < pivot_at && pivot_at < mask_at,
+            "{calls:#?}"
+        );
+        assert_eq!(calls[pivot_at - 1], Call::Chdir("/b/rootfs".into()));
+        assert_eq!(
+            calls[pivot_at + 1],
+            Call::Umount(".".into(), nix::mount::MntFlags::MNT_DETACH)
+        );
+    }
+
+    #[test]
+    fn overlay_root_gets_lower_upper_and_work() {
+        let sys = RecordingSyscall::new();
+        let mut p = plan();
+        p.root = "/state/c1/rootfs".into();
+        p.source = RootSource::Overlay {
+            lowers: vec!["/l/top".into(), "/l/base".into()],
+            upper: "/state/c1/upper".into(),
+            work: "/state/c1/work".into(),
+        };
+        prepare_root(&sys, &p).unwrap();
+        let overlay = sys.calls().iter().find_map(|c| {
+            c.as_mount()
+                .filter(|m| m.fstype.as_deref() == Some("overlay"))
+                .cloned()
+        });
+        let overlay = overlay.expect("no overlay mount");
+        assert_eq!(
+            overlay.data.as_deref(),
+            Some("lowerdir=/l/top:/l/base,upperdir=/state/c1/upper,workdir=/state/c1/work")
+        );
+    }
+
+    #[test]
+    fn a_failing_call_stops_the_setup_there() {
+        for k in 0..6 {
+            let sys = RecordingSyscall::failing_at(k);
+            let p = plan();
+            let result = prepare_root(&sys, &p).and_then(|()| mount_and_pivot(&sys, &p));
+            assert!(result.is_err(), "call {k} failed but setup went on");
+            assert_eq!(sys.calls().len(), k + 1, "calls after the failure at {k}");
+        }
+    }
+
+    #[test]
+    fn masked_directory_falls_back_to_read_only_tmpfs() {
+        struct NotDir(RecordingSyscall);
+        impl Syscall for NotDir {
+            fn mount(&self, a: &MountArgs) -> Result<(), SyscallError> {
+                self.0.mount(a)?;
+                if a.source.as_deref() == Some(Path::new("/dev/null")) {
+                    return Err(SyscallError::new("mount", "x", nix::errno::Errno::ENOTDIR));
+                }
+                Ok(())
+            }
+            fn umount2(&self, t: &Path, f: nix::mount::MntFlags) -> Result<(), SyscallError> {
+                self.0.umount2(t, f)
+            }
+            fn pivot_root(&self, a: &Path, b: &Path) -> Result<(), SyscallError> {
+                self.0.pivot_root(a, b)
+            }
+            fn chdir(&self, p: &Path) -> Result<(), SyscallError> {
+                self.0.chdir(p)
+            }
+            fn unshare(&self, f: nix::sched::CloneFlags) -> Result<(), SyscallError> {
+                self.0.unshare(f)
+            }
+            fn sethostname(&self, n: &str) -> Result<(), SyscallError> {
+                self.0.sethostname(n)
+            }
+            fn mknod_char(&self, p: &Path, m: u32, a: u64, b: u64) -> Result<(), SyscallError> {
+                self.0.mknod_char(p, m, a, b)
+            }
+            fn symlink(&self, a: &Path, b: &Path) -> Result<(), SyscallError> {
+                self.0.symlink(a, b)
+            }
+            fn mkdir_all(&self, p: &Path) -> Result<(), SyscallError> {
+                self.0.mkdir_all(p)
+            }
+            fn touch(&self, p: &Path) -> Result<(), SyscallError> {
+                self.0.touch(p)
+            }
+        }
+        let sys = NotDir(RecordingSyscall::new());
+        pivot::mask_paths(&sys, &["/proc/acpi".into()]).unwrap();
+        let calls = sys.0.calls();
+        let tmpfs = calls[1].as_mount().unwrap();
+        assert_eq!(
+            (tmpfs.fstype.as_deref(), tmpfs.flags),
+            (Some("tmpfs"), MsFlags::MS_RDONLY)
+        );
+    }
+}
