@@ -485,3 +485,57 @@ fn root_same_bundle_same_output_as_runc() {
         String::from_utf8_lossy(&theirs.stdout)
     );
 }
+
+#[test]
+fn root_user_namespace_maps_container_root_to_an_unprivileged_host_uid() {
+    let f = Fixture::new(&["sh", "-c", "id -u; cat /proc/self/uid_map; ls /dev/null"]);
+    f.write_config(|s| {
+        let mut linux = s.linux().clone().unwrap();
+        let mut namespaces = linux.namespaces().clone().unwrap();
+        namespaces.push(
+            oci_spec::runtime::LinuxNamespaceBuilder::default()
+                .typ(oci_spec::runtime::LinuxNamespaceType::User)
+                .build()
+                .unwrap(),
+        );
+        linux.set_namespaces(Some(namespaces));
+        let map = oci_spec::runtime::LinuxIdMappingBuilder::default()
+            .container_id(0u32)
+            .host_id(100000u32)
+            .size(65536u32)
+            .build()
+            .unwrap();
+        linux.set_uid_mappings(Some(vec![map]));
+        linux.set_gid_mappings(Some(vec![map]));
+        s.set_linux(Some(linux));
+    });
+    // The mapped root must be able to read its rootfs.
+    std::process::Command::new("chown")
+        .arg("-R")
+        .arg("100000:100000")
+        .arg(f.bundle().join("rootfs"))
+        .status()
+        .unwrap();
+    let id = unique("userns");
+    let out = f
+        .oci()
+        .args(["run", "-b"])
+        .arg(f.bundle())
+        .arg(&id)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "0");
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        ["0", "100000", "65536"]
+    );
+    assert_eq!(lines[2], "/dev/null");
+    f.assert_nothing_left(&id);
+}

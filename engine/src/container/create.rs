@@ -11,7 +11,7 @@ use nix::sched::CloneFlags;
 use nix::sys::signal::{kill, Signal};
 use nix::sys::stat::Mode;
 use nix::unistd::Pid;
-use oci_spec::runtime::{ContainerState, Spec};
+use oci_spec::runtime::{ContainerState, LinuxIdMapping, Spec};
 
 use super::state::{live_start_time, ContainerRecord};
 use super::{bundle, ContainerError, Runtime};
@@ -98,15 +98,44 @@ struct Plan {
     spec: Spec,
     init: InitPlan,
     network: network::NetworkMode,
+    /// uid and gid mappings, with a user namespace.
+    id_maps: Option<(Vec<LinuxIdMapping>, Vec<LinuxIdMapping>)>,
+}
+
+fn map_text(maps: &[LinuxIdMapping]) -> String {
+    maps.iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect()
+}
+
+/// Writes the init's uid_map and gid_map (the engine is root: no setgroups dance needed).
+fn write_id_maps(
+    pid: Pid,
+    maps: &(Vec<LinuxIdMapping>, Vec<LinuxIdMapping>),
+) -> Result<(), ContainerError> {
+    for (file, text) in [
+        ("uid_map", map_text(&maps.0)),
+        ("gid_map", map_text(&maps.1)),
+    ] {
+        let path = PathBuf::from(format!("/proc/{pid}/{file}"));
+        std::fs::write(&path, text).map_err(|e| ContainerError::Io("writing", path, e))?;
+    }
+    Ok(())
 }
 
 fn plan(id: &str, bundle_path: &Path, state_dir: &Path) -> Result<Plan, ContainerError> {
     let (bundle, spec) = bundle::load(bundle_path)?;
     let (clone_flags, cgroup_ns) = process::plan::namespace_flags(&spec)?;
     let userns = clone_flags.contains(CloneFlags::CLONE_NEWUSER);
-    if userns {
-        return Err(ContainerError::Unsupported(
-            "user namespaces (linux.namespaces type user)".into(),
+    let linux = spec.linux().clone().unwrap_or_default();
+    let maps = (
+        linux.uid_mappings().clone().unwrap_or_default(),
+        linux.gid_mappings().clone().unwrap_or_default(),
+    );
+    if userns && (maps.0.is_empty() || maps.1.is_empty()) {
+        return Err(ContainerError::Bundle(
+            bundle,
+            "a user namespace needs linux.uidMappings and linux.gidMappings".into(),
         ));
     }
     let hostname = spec.hostname().clone().filter(|h| !h.is_empty());
@@ -125,11 +154,13 @@ fn plan(id: &str, bundle_path: &Path, state_dir: &Path) -> Result<Plan, Containe
         process: process::plan::process_plan(&spec)?,
     };
     let _ = id;
+    let id_maps = userns.then_some(maps);
     Ok(Plan {
         bundle,
         spec,
         init,
         network,
+        id_maps,
     })
 }
 
@@ -267,6 +298,9 @@ impl Runtime {
         let since = Instant::now();
         let (pid, mut pipes) = clone_init(&plan.init, Pipes::new()?, fifo, opts.fail_at.clone())?;
         rollback.child = Some(pid);
+        if let Some(maps) = &plan.id_maps {
+            write_id_maps(pid, maps)?;
+        }
         record.pid = Some(pid.as_raw());
         record.pid_start_time = live_start_time(pid.as_raw());
         t.record("clone_namespaces", since);

@@ -42,6 +42,17 @@ fn step<T>(
     t.time(name, f)
 }
 
+/// The clone kept the engine's host ids, which the new user namespace does not map; switch
+/// to its root (mapped by now) so the mounts below are made as a mapped user.
+fn become_userns_root() -> Result<(), ProcessError> {
+    use nix::unistd::{setresgid, setresuid, Gid, Uid};
+    let (g, u) = (Gid::from_raw(0), Uid::from_raw(0));
+    setresgid(g, g, g)
+        .map_err(|e| ProcessError::Init(format!("setresgid 0 in the user namespace: {e}")))?;
+    setresuid(u, u, u)
+        .map_err(|e| ProcessError::Init(format!("setresuid 0 in the user namespace: {e}")))
+}
+
 /// Everything between "go" and "ready"; returns the open exec fifo.
 fn prepare(
     plan: &InitPlan,
@@ -50,15 +61,19 @@ fn prepare(
     t: &mut Timings,
 ) -> Result<File, ProcessError> {
     let hook = ch.fail_at.as_deref();
-    if plan.cgroup_ns {
-        sys.unshare(CloneFlags::CLONE_NEWCGROUP)?;
-    }
-    // Opened before pivot_root hides the state dir; read-write so opening never blocks.
+    // Opened before pivot_root hides the state dir and while still the
+    // fifo's owner (before the switch to the user namespace's root); read-write so opening never blocks.
     let fifo = File::options()
         .read(true)
         .write(true)
         .open(&ch.exec_fifo)
         .map_err(|e| ProcessError::Sync("opening the exec fifo", e))?;
+    if plan.clone_flags.contains(CloneFlags::CLONE_NEWUSER) {
+        become_userns_root()?;
+    }
+    if plan.cgroup_ns {
+        sys.unshare(CloneFlags::CLONE_NEWCGROUP)?;
+    }
     let rootfs_err = |e: rootfs::RootfsError| ProcessError::Init(e.to_string());
     step(t, hook, "rootfs_overlay", || {
         rootfs::prepare_root(sys, &plan.rootfs).map_err(rootfs_err)

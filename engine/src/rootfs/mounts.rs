@@ -29,6 +29,31 @@ fn fstype_for(mount: &MountPlan, plan: &RootfsPlan) -> Option<Option<String>> {
     }
 }
 
+fn bind_host_cgroup(sys: &dyn Syscall, target: &std::path::Path) -> Result<(), RootfsError> {
+    let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
+    sys.mount(&MountArgs {
+        source: Some("/sys/fs/cgroup".into()),
+        target: target.into(),
+        fstype: None,
+        flags,
+        data: None,
+    })?;
+    let ro = MsFlags::MS_BIND
+        | MsFlags::MS_REMOUNT
+        | MsFlags::MS_RDONLY
+        | MsFlags::MS_NOSUID
+        | MsFlags::MS_NODEV
+        | MsFlags::MS_NOEXEC;
+    sys.mount(&MountArgs {
+        source: None,
+        target: target.into(),
+        fstype: None,
+        flags: ro,
+        data: None,
+    })?;
+    Ok(())
+}
+
 /// Mounts `mount` under `plan.root`; binds that ask for `ro` are remounted read-only.
 pub fn mount_one(
     sys: &dyn Syscall,
@@ -57,13 +82,22 @@ pub fn mount_one(
     } else {
         mount.options.flags
     };
-    sys.mount(&MountArgs {
+    let is_cgroup = fstype.as_deref() == Some("cgroup2");
+    let args = MountArgs {
         source,
         target: target.clone(),
         fstype,
         flags: first_flags,
         data,
-    })?;
+    };
+    match sys.mount(&args) {
+        // A user namespace may not mount cgroup2 without its own cgroup namespace: show the
+        // host's hierarchy read-only instead, as runc does.
+        Err(e) if is_cgroup && e.errno == nix::errno::Errno::EPERM => {
+            return bind_host_cgroup(sys, &target)
+        }
+        other => other?,
+    }
     if bind && mount.options.flags != first_flags {
         let flags = mount.options.flags | MsFlags::MS_REMOUNT | MsFlags::MS_BIND;
         sys.mount(&MountArgs {
