@@ -243,10 +243,11 @@ struct StdioRedirect {
 
 impl StdioRedirect {
     fn to(log: &File) -> io::Result<Self> {
+        // Close-on-exec copies: the container must not hold our caller's pipes open.
         let saved = [
-            nix::unistd::dup(io::stdin().as_fd())?,
-            nix::unistd::dup(io::stdout().as_fd())?,
-            nix::unistd::dup(io::stderr().as_fd())?,
+            io::stdin().as_fd().try_clone_to_owned()?,
+            io::stdout().as_fd().try_clone_to_owned()?,
+            io::stderr().as_fd().try_clone_to_owned()?,
         ];
         let null = File::open("/dev/null")?;
         nix::unistd::dup2_stdin(&null)?;

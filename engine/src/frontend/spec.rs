@@ -69,7 +69,7 @@ pub fn parse_memory(text: &str) -> Result<i64, FrontendError> {
 /// `0.5` CPUs and the like.
 pub fn parse_cpus(text: &str) -> Result<f64, FrontendError> {
     match text.parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.01 && v <= 1024.0 => Ok(v),
+        Ok(v) if (0.01..=1024.0).contains(&v) => Ok(v),
         _ => Err(bad(
             "--cpus",
             text,

@@ -88,8 +88,8 @@ fn run(frontend: &Frontend, args: &RunArgs) -> Result<i32> {
 
 fn ps(frontend: &Frontend, all: bool) -> Result<()> {
     println!(
-        "{:<14} {:<24} {:<22} {}",
-        "CONTAINER ID", "IMAGE", "STATUS", "COMMAND"
+        "{:<14} {:<24} {:<22} COMMAND",
+        "CONTAINER ID", "IMAGE", "STATUS"
     );
     for c in frontend.list()? {
         if !all && c.status != "running" && c.status != "created" {
