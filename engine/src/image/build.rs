@@ -71,8 +71,9 @@ pub struct BuildOptions {
     pub tag: Reference,
     /// Build every step even when the cache has it.
     pub no_cache: bool,
-    /// The runc-compatible runtime binary that executes RUN steps.
-    pub runtime: PathBuf,
+    /// The runc-compatible runtime binary that executes RUN steps; `None` runs them with
+    /// isolab's own runtime, in process.
+    pub runtime: Option<PathBuf>,
 }
 
 /// How one step was done.
@@ -530,11 +531,12 @@ fn run_step(
         push_layer(state, step, &layer, key);
         return Ok(StepOutcome::Cached(layer));
     }
-    let layer =
-        run_step::run(store, &opts.runtime, state, args).map_err(|source| BuildError::Run {
+    let layer = run_step::run(store, opts.runtime.as_deref(), state, args).map_err(|source| {
+        BuildError::Run {
             line: step.line,
             source,
-        })?;
+        }
+    })?;
     cache_put(store, &key, &layer)?;
     push_layer(state, step, &layer, key);
     Ok(StepOutcome::Built(layer))

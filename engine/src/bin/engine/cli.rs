@@ -155,9 +155,10 @@ pub struct BuildArgs {
     /// Build every step, ignoring the build cache.
     #[arg(long)]
     pub no_cache: bool,
-    /// The runc-compatible runtime that executes RUN steps.
-    #[arg(long, default_value = "runc", value_name = "BIN")]
-    pub runtime: PathBuf,
+    /// A runc-compatible runtime binary (runc, crun) to execute RUN steps with,
+    /// instead of isolab's own runtime.
+    #[arg(long, value_name = "BIN")]
+    pub runtime: Option<PathBuf>,
     /// The build context: COPY and ADD sources are taken from here.
     pub context: PathBuf,
 }
