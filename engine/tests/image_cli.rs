@@ -199,7 +199,7 @@ fn unpacked_bundle_honours_whiteouts_and_carries_the_config() {
 }
 
 #[test]
-fn built_image_runs_under_runc_with_the_same_output_as_on_the_host() {
+fn built_image_runs_under_runc_and_engine_with_the_same_output_as_on_the_host() {
     if !is_root() || !have("runc") {
         eprintln!("skipping: needs root and runc");
         return;
@@ -249,6 +249,17 @@ fn built_image_runs_under_runc_with_the_same_output_as_on_the_host() {
         String::from_utf8_lossy(&on_host.stdout)
     );
     assert!(String::from_utf8_lossy(&in_runc.stdout).contains("READY"));
+    // And isolab's engine runs the same image to the same output.
+    let in_engine = engine(root.path())
+        .args(["run", "--rm", "payload"])
+        .output()
+        .unwrap();
+    assert!(
+        in_engine.status.success(),
+        "engine: {}",
+        String::from_utf8_lossy(&in_engine.stderr)
+    );
+    assert_eq!(in_engine.stdout, in_runc.stdout);
 }
 
 #[test]
