@@ -273,3 +273,28 @@ fn run_errors_are_clear_and_leave_nothing() {
         leftovers(root.path())
     );
 }
+
+#[test]
+fn image_in_use_is_kept_and_its_layers_go_with_it() {
+    let Some(root) = root_with_busybox() else {
+        return;
+    };
+    engine(root.path())
+        .args(["run", "--name", "user", "bb"])
+        .assert()
+        .success();
+    engine(root.path())
+        .args(["image", "rm", "bb"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("used by container user"));
+    engine(root.path()).args(["rm", "user"]).assert().success();
+    engine(root.path())
+        .args(["image", "rm", "bb"])
+        .assert()
+        .success();
+    let layers = fs::read_dir(root.path().join("images/layers"))
+        .unwrap()
+        .count();
+    assert_eq!(layers, 0, "unpacked layers of removed images are deleted");
+}

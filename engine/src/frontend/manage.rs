@@ -1,6 +1,8 @@
 //! `engine ps`, `logs`, `stop` and `rm`: the front end's containers and their status.
 
+use std::collections::BTreeSet;
 use std::fs;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -8,6 +10,7 @@ use oci_spec::runtime::ContainerState;
 
 use super::{io_err, ContainerMeta, Frontend, FrontendError};
 use crate::container::ContainerError;
+use crate::image::bundle::ANNOTATION_LOWERDIRS;
 
 /// A row of `engine ps`.
 #[derive(Debug, Clone)]
@@ -84,6 +87,55 @@ impl Frontend {
         // delete --force sends SIGKILL if it is still alive and waits for it.
         self.runtime().delete(id, true)?;
         Ok(())
+    }
+
+    /// Removes an image's name(s), refusing while a container was made from it (unless
+    /// `force`), then deletes blobs and unpacked layer dirs nothing uses any more.
+    pub fn remove_image(&self, image: &str, force: bool) -> Result<Vec<String>, FrontendError> {
+        let store = self.store()?;
+        let target = store.resolve(image)?;
+        let containers = self.list()?;
+        if let Some(user) = containers
+            .iter()
+            .find(|c| c.meta.image_id == target.id.to_string())
+        {
+            if !force {
+                return Err(FrontendError::ImageInUse {
+                    image: image.to_string(),
+                    container: user.meta.id.clone(),
+                });
+            }
+        }
+        let removed = store.remove(image)?;
+        let mut in_use = BTreeSet::new();
+        for c in &containers {
+            in_use.extend(self.layer_dirs_of(&c.meta.id));
+        }
+        store.prune_layer_dirs(&in_use)?;
+        Ok(removed)
+    }
+
+    /// The names of the layer dirs a container's bundle mounts.
+    fn layer_dirs_of(&self, id: &str) -> Vec<String> {
+        let Ok(dir) = self.container_dir(id) else {
+            return Vec::new();
+        };
+        let Ok(spec) = oci_spec::runtime::Spec::load(dir.join("bundle/config.json")) else {
+            return Vec::new();
+        };
+        let annotations = spec.annotations().clone().unwrap_or_default();
+        let lowerdirs = annotations
+            .get(ANNOTATION_LOWERDIRS)
+            .cloned()
+            .unwrap_or_default();
+        lowerdirs
+            .split(':')
+            .filter_map(|p| {
+                Path::new(p)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+            })
+            .collect()
     }
 
     /// Removes a container; a running one only with `force` (it is killed).

@@ -32,6 +32,8 @@ pub enum FrontendError {
     NoSuchContainer(String),
     #[error("container {0} is running: stop it first, or use rm --force")]
     Running(String),
+    #[error("image {image} is used by container {container}: remove the container first, or use image rm --force")]
+    ImageInUse { image: String, container: String },
     #[error("container {0} has no log: only detached (-d) containers are logged")]
     NoLog(String),
     #[error("invalid {what} {value:?}: {reason}")]

@@ -128,8 +128,11 @@ pub enum ImageCommand {
         /// NAME[:TAG], or an image id (or a unique prefix of one).
         image: String,
     },
-    /// Remove image names; blobs no image uses any more are deleted.
+    /// Remove image names; blobs and unpacked layers nothing uses any more are deleted.
     Rm {
+        /// Remove it even if containers were made from it (they keep their layers).
+        #[arg(short, long)]
+        force: bool,
         /// NAME[:TAG] or image id; an id removes every name of that image.
         #[arg(required = true)]
         images: Vec<String>,
