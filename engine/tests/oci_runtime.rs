@@ -168,8 +168,8 @@ fn root_run_gives_pid_1_own_hostname_and_own_mounts() {
     assert_eq!(
         names,
         [
-            "clone_namespaces",
             "cgroups",
+            "clone_namespaces",
             "network",
             "rootfs_overlay",
             "pivot_root_mounts",
