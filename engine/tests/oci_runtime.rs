@@ -539,3 +539,37 @@ fn root_user_namespace_maps_container_root_to_an_unprivileged_host_uid() {
     assert_eq!(lines[2], "/dev/null");
     f.assert_nothing_left(&id);
 }
+
+#[test]
+fn root_a_signal_to_run_reaches_the_container() {
+    // Symptom it guards against: Ctrl-C killed engine-oci and orphaned the container.
+    let f = Fixture::new(&[
+        "sh",
+        "-c",
+        "trap 'echo got-term; exit 3' TERM; echo up; while :; do sleep 0.05; done",
+    ]);
+    let id = unique("sigfwd");
+    let mut child = f
+        .oci_std()
+        .args(["run", "-b"])
+        .arg(f.bundle())
+        .arg(&id)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert_eq!(line, "up\n");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert_eq!(rest, "got-term\n");
+    assert_eq!(status.code(), Some(3));
+    f.assert_nothing_left(&id);
+}
