@@ -329,6 +329,23 @@ use predicates::prelude::PredicateBooleanExt;
 #[test]
 fn root_refusals_are_clear_errors() {
     let f = Fixture::new(&["true"]);
+    let dup = unique("dup");
+    let (ok, log) = f.detached(f.oci_std().args(["create", "-b"]).arg(f.bundle()).arg(&dup));
+    assert!(ok, "{log}");
+    let (ok, log) = f.detached(f.oci_std().args(["create", "-b"]).arg(f.bundle()).arg(&dup));
+    assert!(!ok && log.contains("already exists"), "{log}");
+    assert_eq!(
+        f.state(&dup)["status"],
+        "created",
+        "a refused duplicate harmed the first"
+    );
+    f.oci()
+        .args(["delete", &dup])
+        .assert()
+        .failure()
+        .stderr(contains("created"));
+    f.oci().args(["delete", "--force", &dup]).assert().success();
+    f.assert_nothing_left(&dup);
     f.oci()
         .args(["state", "../etc"])
         .assert()
