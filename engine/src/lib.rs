@@ -5,10 +5,12 @@
 pub mod cgroups;
 pub mod cli;
 pub mod container;
+pub mod image;
 pub mod network;
 pub mod process;
 pub mod rootfs;
 pub mod syscall;
 pub mod timings;
+pub mod volume;
 
 pub use container::{ContainerError, Runtime};

@@ -90,8 +90,20 @@ impl Fixture {
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         let here = self.dir.path().to_str().unwrap();
         assert!(!mountinfo.contains(here), "mount left: {mountinfo}");
-        for cg in ["/sys/fs/cgroup/unified/isolab", "/sys/fs/cgroup/isolab"] {
-            assert!(!Path::new(cg).join(id).exists(), "cgroup {cg}/{id} left");
+        // Every hierarchy: v2 at the root, and each v1 controller (or the hybrid unified) below.
+        let mut hierarchies = vec![PathBuf::from("/sys/fs/cgroup")];
+        hierarchies.extend(
+            std::fs::read_dir("/sys/fs/cgroup")
+                .unwrap()
+                .flatten()
+                .map(|e| e.path()),
+        );
+        for h in hierarchies {
+            assert!(
+                !h.join("isolab").join(id).exists(),
+                "cgroup {}/isolab/{id} left",
+                h.display()
+            );
         }
         let busybox = self.bundle().join("rootfs/bin/busybox");
         for entry in std::fs::read_dir("/proc").unwrap().flatten() {

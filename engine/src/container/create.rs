@@ -314,7 +314,7 @@ impl Runtime {
 
         hook(opts, "clone_namespaces")?;
         let since = Instant::now();
-        let v2_dir = open_v2_dir(record.cgroup_path.as_deref().unwrap_or_default());
+        let v2_dir = open_v2_dir(rollback.cgroup.as_ref());
         let init = clone_init(
             &plan.init,
             Pipes::new()?,
@@ -339,7 +339,7 @@ impl Runtime {
 
         hook(opts, "network")?;
         let since = Instant::now();
-        setup_network(plan, record, rollback, dir, pid)?;
+        setup_network(plan, record, rollback, (dir, &self.root), pid)?;
         t.record("network", since);
 
         sync::send_go(&pipes.go_write)?;
@@ -395,22 +395,17 @@ fn cgroup_mode() -> CgroupMode {
     crate::cgroups::mode::detect()
 }
 
-/// Where the host's cgroup v2 hierarchy is mounted.
+/// Where the host's cgroup v2 hierarchy is mounted (v2 and hybrid hosts).
 fn v2_base() -> Option<PathBuf> {
-    match cgroup_mode() {
-        CgroupMode::V2 => Some(PathBuf::from("/sys/fs/cgroup")),
-        CgroupMode::Hybrid => Some(PathBuf::from("/sys/fs/cgroup/unified")),
-        _ => None,
-    }
+    CgroupRoot::detect().ok()?.unified().map(Path::to_path_buf)
 }
 
-/// The container's cgroup v2 directory, opened for CLONE_INTO_CGROUP, when it exists.
-fn open_v2_dir(path: &str) -> Option<std::os::fd::OwnedFd> {
-    let base = v2_base()?;
+/// The container's cgroup v2 directory, opened for CLONE_INTO_CGROUP, when it has one.
+fn open_v2_dir(cgroup: Option<&Cgroup>) -> Option<std::os::fd::OwnedFd> {
     let dir = File::options()
         .read(true)
         .custom_flags(libc::O_DIRECTORY)
-        .open(base.join(path.trim_start_matches('/')))
+        .open(cgroup?.unified_dir()?)
         .ok()?;
     Some(dir.into())
 }
@@ -429,7 +424,7 @@ fn create_cgroup(
         .linux()
         .as_ref()
         .and_then(|l| l.resources().as_ref());
-    rollback.cgroup = Some(Cgroup::create(&CgroupRoot::detect(), &path, resources)?);
+    rollback.cgroup = Some(Cgroup::create(&CgroupRoot::detect()?, &path, resources)?);
     Ok(())
 }
 
@@ -437,13 +432,13 @@ fn setup_network(
     plan: &Plan,
     record: &mut ContainerRecord,
     rollback: &mut Rollback,
-    dir: &Path,
+    (dir, state_root): (&Path, &Path),
     pid: Pid,
 ) -> Result<(), ContainerError> {
     let request = NetworkRequest {
         container_id: record.id.clone(),
         netns_pid: pid.as_raw(),
-        state_dir: dir.into(),
+        state_root: state_root.into(),
     };
     let handle = network::setup(plan.network, &request)?;
     record.network = Some(handle.clone());

@@ -98,7 +98,9 @@ impl Runtime {
             None => (None, None),
         };
         let oom_killed = match &record.cgroup_path {
-            Some(path) => Cgroup::create(&CgroupRoot::detect(), path, None)?.oom_killed(),
+            Some(path) => CgroupRoot::detect()
+                .and_then(|root| Cgroup::open(&root, path))
+                .is_ok_and(|cg| cg.oom_killed()),
             None => false,
         };
         Ok(ExitInfo {
