@@ -602,3 +602,65 @@ fn root_a_signal_to_run_reaches_the_container() {
     assert_eq!(status.code(), Some(3));
     f.assert_nothing_left(&id);
 }
+
+fn limit(f: &Fixture, resources: serde_json::Value) {
+    let path = f.bundle().join("config.json");
+    let mut config: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    config["linux"]["resources"] = resources;
+    std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+}
+
+#[test]
+fn root_a_memory_limit_oom_kills_and_run_says_so() {
+    // dd allocates and fills a 64 MiB buffer: past a 16 MiB limit.
+    let f = Fixture::new(&["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"]);
+    std::os::unix::fs::symlink("busybox", f.bundle().join("rootfs/bin/dd")).unwrap();
+    limit(
+        &f,
+        serde_json::json!({"memory": {"limit": 16777216, "swap": 16777216}}),
+    );
+    let id = unique("oom");
+    let out = f
+        .oci()
+        .args(["run", "-b"])
+        .arg(f.bundle())
+        .arg(&id)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(137),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("memory limit"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    f.assert_nothing_left(&id);
+}
+
+#[test]
+fn root_a_pids_limit_holds() {
+    let f = Fixture::new(&[
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait",
+    ]);
+    limit(&f, serde_json::json!({"pids": {"limit": 4}}));
+    let id = unique("pids");
+    let out = f
+        .oci()
+        .args(["run", "-b"])
+        .arg(f.bundle())
+        .arg(&id)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("can't fork") || stderr.contains("Resource temporarily unavailable"),
+        "{stderr}"
+    );
+    f.assert_nothing_left(&id);
+}

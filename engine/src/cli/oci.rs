@@ -181,6 +181,12 @@ fn run(rt: &Runtime, args: &CreateArgs, detach: bool) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let info = rt.run(&args.id, &args.bundle, &opts, print)?;
+    if info.oom_killed {
+        eprintln!(
+            "engine-oci: container {} hit its memory limit: the OOM killer ended a process",
+            args.id
+        );
+    }
     Ok(info.code.unwrap_or(0))
 }
 
