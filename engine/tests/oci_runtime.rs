@@ -90,8 +90,20 @@ impl Fixture {
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         let here = self.dir.path().to_str().unwrap();
         assert!(!mountinfo.contains(here), "mount left: {mountinfo}");
-        for cg in ["/sys/fs/cgroup/unified/isolab", "/sys/fs/cgroup/isolab"] {
-            assert!(!Path::new(cg).join(id).exists(), "cgroup {cg}/{id} left");
+        // Every hierarchy: v2 at the root, and each v1 controller (or the hybrid unified) below.
+        let mut hierarchies = vec![PathBuf::from("/sys/fs/cgroup")];
+        hierarchies.extend(
+            std::fs::read_dir("/sys/fs/cgroup")
+                .unwrap()
+                .flatten()
+                .map(|e| e.path()),
+        );
+        for h in hierarchies {
+            assert!(
+                !h.join("isolab").join(id).exists(),
+                "cgroup {}/isolab/{id} left",
+                h.display()
+            );
         }
         let busybox = self.bundle().join("rootfs/bin/busybox");
         for entry in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -168,8 +180,8 @@ fn root_run_gives_pid_1_own_hostname_and_own_mounts() {
     assert_eq!(
         names,
         [
-            "clone_namespaces",
             "cgroups",
+            "clone_namespaces",
             "network",
             "rootfs_overlay",
             "pivot_root_mounts",
@@ -329,6 +341,23 @@ use predicates::prelude::PredicateBooleanExt;
 #[test]
 fn root_refusals_are_clear_errors() {
     let f = Fixture::new(&["true"]);
+    let dup = unique("dup");
+    let (ok, log) = f.detached(f.oci_std().args(["create", "-b"]).arg(f.bundle()).arg(&dup));
+    assert!(ok, "{log}");
+    let (ok, log) = f.detached(f.oci_std().args(["create", "-b"]).arg(f.bundle()).arg(&dup));
+    assert!(!ok && log.contains("already exists"), "{log}");
+    assert_eq!(
+        f.state(&dup)["status"],
+        "created",
+        "a refused duplicate harmed the first"
+    );
+    f.oci()
+        .args(["delete", &dup])
+        .assert()
+        .failure()
+        .stderr(contains("created"));
+    f.oci().args(["delete", "--force", &dup]).assert().success();
+    f.assert_nothing_left(&dup);
     f.oci()
         .args(["state", "../etc"])
         .assert()
@@ -537,5 +566,101 @@ fn root_user_namespace_maps_container_root_to_an_unprivileged_host_uid() {
         ["0", "100000", "65536"]
     );
     assert_eq!(lines[2], "/dev/null");
+    f.assert_nothing_left(&id);
+}
+
+#[test]
+fn root_a_signal_to_run_reaches_the_container() {
+    // Symptom it guards against: Ctrl-C killed engine-oci and orphaned the container.
+    let f = Fixture::new(&[
+        "sh",
+        "-c",
+        "trap 'echo got-term; exit 3' TERM; echo up; while :; do sleep 0.05; done",
+    ]);
+    let id = unique("sigfwd");
+    let mut child = f
+        .oci_std()
+        .args(["run", "-b"])
+        .arg(f.bundle())
+        .arg(&id)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert_eq!(line, "up\n");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert_eq!(rest, "got-term\n");
+    assert_eq!(status.code(), Some(3));
+    f.assert_nothing_left(&id);
+}
+
+fn limit(f: &Fixture, resources: serde_json::Value) {
+    let path = f.bundle().join("config.json");
+    let mut config: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    config["linux"]["resources"] = resources;
+    std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+}
+
+#[test]
+fn root_a_memory_limit_oom_kills_and_run_says_so() {
+    // dd allocates and fills a 64 MiB buffer: past a 16 MiB limit.
+    let f = Fixture::new(&["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"]);
+    std::os::unix::fs::symlink("busybox", f.bundle().join("rootfs/bin/dd")).unwrap();
+    limit(
+        &f,
+        serde_json::json!({"memory": {"limit": 16777216, "swap": 16777216}}),
+    );
+    let id = unique("oom");
+    let out = f
+        .oci()
+        .args(["run", "-b"])
+        .arg(f.bundle())
+        .arg(&id)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(137),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("memory limit"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    f.assert_nothing_left(&id);
+}
+
+#[test]
+fn root_a_pids_limit_holds() {
+    let f = Fixture::new(&[
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait",
+    ]);
+    limit(&f, serde_json::json!({"pids": {"limit": 4}}));
+    let id = unique("pids");
+    let out = f
+        .oci()
+        .args(["run", "-b"])
+        .arg(f.bundle())
+        .arg(&id)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("can't fork") || stderr.contains("Resource temporarily unavailable"),
+        "{stderr}"
+    );
     f.assert_nothing_left(&id);
 }

@@ -11,7 +11,15 @@ use crate::container::{kill::parse_signal, CreateOptions, Runtime, DEFAULT_ROOT}
 /// isolab's OCI runtime: runs an OCI bundle (a rootfs and config.json) as a container,
 /// with runc's commands and arguments, so tools that drive runc can drive it.
 #[derive(Debug, Parser)]
-#[command(name = "engine-oci", version, about, long_about = None)]
+#[command(
+    name = "engine-oci",
+    version,
+    about = "isolab's OCI runtime: runs an OCI bundle as a container, with runc's commands and arguments",
+    after_help = "A bundle is a directory with config.json and the root file system it names.\n\
+                  Examples:\n  engine-oci run -b ./bundle c1\n  engine-oci create -b ./bundle c1 && engine-oci start c1\n  \
+                  engine-oci state c1\n  engine-oci kill c1 KILL && engine-oci delete c1\n\
+                  State lives under --root (default /run/isolab), one directory per container."
+)]
 pub struct Cli {
     /// Directory holding the containers' state.
     #[arg(long, global = true, default_value = DEFAULT_ROOT)]
@@ -173,6 +181,12 @@ fn run(rt: &Runtime, args: &CreateArgs, detach: bool) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let info = rt.run(&args.id, &args.bundle, &opts, print)?;
+    if info.oom_killed {
+        eprintln!(
+            "engine-oci: container {} hit its memory limit: the OOM killer ended a process",
+            args.id
+        );
+    }
     Ok(info.code.unwrap_or(0))
 }
 

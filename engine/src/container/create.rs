@@ -4,6 +4,7 @@
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -15,6 +16,7 @@ use oci_spec::runtime::{ContainerState, LinuxIdMapping, Spec};
 
 use super::state::{live_start_time, ContainerRecord};
 use super::{bundle, ContainerError, Runtime};
+use crate::cgroups::mode::CgroupMode;
 use crate::cgroups::{Cgroup, CgroupRoot};
 use crate::network::{self, NetworkHandle, NetworkRequest};
 use crate::process::init::InitChannels;
@@ -150,10 +152,13 @@ fn plan(id: &str, bundle_path: &Path, state_dir: &Path) -> Result<Plan, Containe
         clone_flags,
         cgroup_ns,
         hostname,
-        rootfs: RootfsPlan::from_spec(&spec, &bundle, state_dir, userns)?,
+        rootfs: RootfsPlan {
+            cgroup_dir: v2_base()
+                .map(|b| b.join(bundle::cgroup_path(&spec, id).trim_start_matches('/'))),
+            ..RootfsPlan::from_spec(&spec, &bundle, state_dir, userns)?
+        },
         process: process::plan::process_plan(&spec)?,
     };
-    let _ = id;
     let id_maps = userns.then_some(maps);
     Ok(Plan {
         bundle,
@@ -193,7 +198,8 @@ fn clone_init(
     pipes: Pipes,
     fifo: PathBuf,
     fail_at: Option<String>,
-) -> Result<(Pid, Pipes2), ContainerError> {
+    cgroup: Option<&std::os::fd::OwnedFd>,
+) -> Result<Spawned, ContainerError> {
     let Pipes {
         go_read,
         go_write,
@@ -207,7 +213,8 @@ fn clone_init(
         exec_fifo: fifo,
         fail_at,
     };
-    let pid = process::clone::clone_into(plan.clone_flags, move || {
+    let cgroup = cgroup.map(std::os::fd::AsFd::as_fd);
+    let (pid, placed) = process::clone::spawn(plan.clone_flags, cgroup, move || {
         // SAFETY: these are the engine's pipe ends, copied into this child by the clone; the
         // child never uses them, and closing them lets each side see the other's exit.
         unsafe {
@@ -216,13 +223,19 @@ fn clone_init(
         }
         process::init::run(plan, ch, &LinuxSyscall)
     })?;
-    Ok((
-        pid,
-        Pipes2 {
-            go_write,
-            report: File::from(report_read),
-        },
-    ))
+    let pipes = Pipes2 {
+        go_write,
+        report: File::from(report_read),
+    };
+    Ok(Spawned { pid, placed, pipes })
+}
+
+/// The init as the engine holds it after the clone.
+struct Spawned {
+    pid: Pid,
+    /// Born in its cgroup (clone3 CLONE_INTO_CGROUP).
+    placed: bool,
+    pipes: Pipes2,
 }
 
 /// The engine's ends of the pipes after the clone.
@@ -294,58 +307,44 @@ impl Runtime {
         let fifo = Runtime::exec_fifo(dir);
         nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o600))
             .map_err(|e| ContainerError::Io("creating fifo", fifo.clone(), e.into()))?;
+        hook(opts, "cgroups")?;
+        let since = Instant::now();
+        create_cgroup(plan, record, rollback, dir)?;
+        t.record("cgroups", since);
+
         hook(opts, "clone_namespaces")?;
         let since = Instant::now();
-        let (pid, mut pipes) = clone_init(&plan.init, Pipes::new()?, fifo, opts.fail_at.clone())?;
+        let v2_dir = open_v2_dir(rollback.cgroup.as_ref());
+        let init = clone_init(
+            &plan.init,
+            Pipes::new()?,
+            fifo,
+            opts.fail_at.clone(),
+            v2_dir.as_ref(),
+        )?;
+        let (pid, mut pipes) = (init.pid, init.pipes);
         rollback.child = Some(pid);
         if let Some(maps) = &plan.id_maps {
             write_id_maps(pid, maps)?;
         }
         record.pid = Some(pid.as_raw());
         record.pid_start_time = live_start_time(pid.as_raw());
+        record.save(dir)?;
+        if !init.placed || needs_v1_join(plan) {
+            if let Some(cgroup) = &rollback.cgroup {
+                cgroup.add_process(pid.as_raw())?;
+            }
+        }
         t.record("clone_namespaces", since);
-        record.save(dir)?;
-
-        hook(opts, "cgroups")?;
-        let since = Instant::now();
-        let path = bundle::cgroup_path(&plan.spec, &record.id);
-        record.cgroup_path = Some(path.clone());
-        record.save(dir)?;
-        let resources = plan
-            .spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.resources().as_ref());
-        let cgroup =
-            rollback
-                .cgroup
-                .insert(Cgroup::create(&CgroupRoot::detect(), &path, resources)?);
-        cgroup.add_process(pid.as_raw())?;
-        t.record("cgroups", since);
 
         hook(opts, "network")?;
         let since = Instant::now();
-        let request = NetworkRequest {
-            container_id: record.id.clone(),
-            netns_pid: pid.as_raw(),
-            state_dir: dir.into(),
-        };
-        let handle = network::setup(plan.network, &request)?;
-        record.network = Some(handle.clone());
-        rollback.network = Some(handle);
-        record.save(dir)?;
+        setup_network(plan, record, rollback, (dir, &self.root), pid)?;
         t.record("network", since);
 
         sync::send_go(&pipes.go_write)?;
         t.phases.extend(await_ready(&mut pipes.report)?);
-        record.status = ContainerState::Created;
-        record.save(dir)?;
-        if let Some(pid_file) = &opts.pid_file {
-            std::fs::write(pid_file, pid.as_raw().to_string())
-                .map_err(|e| ContainerError::Io("writing pid file", pid_file.clone(), e))?;
-        }
-        t.save(dir)
-            .map_err(|e| ContainerError::Io("writing", dir.join(timings::FILE_NAME), e))?;
+        self.finish_create(record, dir, opts, t)?;
         Ok(Created {
             pid,
             report: pipes.report,
@@ -353,4 +352,96 @@ impl Runtime {
             state_dir: dir.into(),
         })
     }
+
+    fn finish_create(
+        &self,
+        record: &mut ContainerRecord,
+        dir: &Path,
+        opts: &CreateOptions,
+        t: &Timings,
+    ) -> Result<(), ContainerError> {
+        record.status = ContainerState::Created;
+        record.save(dir)?;
+        if let (Some(pid_file), Some(pid)) = (&opts.pid_file, record.pid) {
+            std::fs::write(pid_file, pid.to_string())
+                .map_err(|e| ContainerError::Io("writing pid file", pid_file.clone(), e))?;
+        }
+        t.save(dir)
+            .map_err(|e| ContainerError::Io("writing", dir.join(timings::FILE_NAME), e))
+    }
+}
+
+/// Whether the init, born in its v2 cgroup, must still be moved (into v1 controller
+/// hierarchies): on v1, or on a hybrid host when limits are set. Moving costs an RCU grace
+/// period (15-25 ms on the build host), the largest single step of a start, so a hybrid
+/// host without limits keeps the container in its unified (v2) cgroup only, as crun does.
+fn needs_v1_join(plan: &Plan) -> bool {
+    let resources = plan
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().clone())
+        .unwrap_or_default();
+    let limited =
+        resources.memory().is_some() || resources.cpu().is_some() || resources.pids().is_some();
+    match cgroup_mode() {
+        CgroupMode::V2 => false,
+        CgroupMode::Hybrid => limited,
+        _ => true,
+    }
+}
+
+fn cgroup_mode() -> CgroupMode {
+    crate::cgroups::mode::detect()
+}
+
+/// Where the host's cgroup v2 hierarchy is mounted (v2 and hybrid hosts).
+fn v2_base() -> Option<PathBuf> {
+    CgroupRoot::detect().ok()?.unified().map(Path::to_path_buf)
+}
+
+/// The container's cgroup v2 directory, opened for CLONE_INTO_CGROUP, when it has one.
+fn open_v2_dir(cgroup: Option<&Cgroup>) -> Option<std::os::fd::OwnedFd> {
+    let dir = File::options()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(cgroup?.unified_dir()?)
+        .ok()?;
+    Some(dir.into())
+}
+
+fn create_cgroup(
+    plan: &Plan,
+    record: &mut ContainerRecord,
+    rollback: &mut Rollback,
+    dir: &Path,
+) -> Result<(), ContainerError> {
+    let path = bundle::cgroup_path(&plan.spec, &record.id);
+    record.cgroup_path = Some(path.clone());
+    record.save(dir)?;
+    let resources = plan
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref());
+    rollback.cgroup = Some(Cgroup::create(&CgroupRoot::detect()?, &path, resources)?);
+    Ok(())
+}
+
+fn setup_network(
+    plan: &Plan,
+    record: &mut ContainerRecord,
+    rollback: &mut Rollback,
+    (dir, state_root): (&Path, &Path),
+    pid: Pid,
+) -> Result<(), ContainerError> {
+    let request = NetworkRequest {
+        container_id: record.id.clone(),
+        netns_pid: pid.as_raw(),
+        state_root: state_root.into(),
+    };
+    let handle = network::setup(plan.network, &request)?;
+    record.network = Some(handle.clone());
+    rollback.network = Some(handle);
+    record.save(dir)
 }

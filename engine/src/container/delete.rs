@@ -9,7 +9,10 @@ use oci_spec::runtime::ContainerState;
 
 use super::state::ContainerRecord;
 use super::{ContainerError, Runtime};
-use crate::cgroups::{Cgroup, CgroupRoot};
+use std::path::Path;
+
+use crate::cgroups::{Cgroup, CgroupError, CgroupRoot};
+use crate::network::{self, NETWORK_ANNOTATION};
 
 /// Kills the init and waits (up to ~2 s) until it is gone or a zombie.
 fn kill_and_wait(record: &ContainerRecord) {
@@ -30,12 +33,26 @@ fn kill_and_wait(record: &ContainerRecord) {
     }
 }
 
-fn release(record: &ContainerRecord) -> Result<(), ContainerError> {
-    if let Some(net) = record.network.clone() {
-        net.teardown()?;
+fn release(record: &ContainerRecord, state_root: &Path) -> Result<(), ContainerError> {
+    match record.network.clone() {
+        Some(net) => net.teardown()?,
+        // A create killed during a bridge setup saved no handle: remove what it may have made.
+        None if record
+            .annotations
+            .get(NETWORK_ANNOTATION)
+            .map(String::as_str)
+            == Some("bridge") =>
+        {
+            network::teardown_leftovers(&record.id, state_root)?
+        }
+        None => {}
     }
     if let Some(path) = &record.cgroup_path {
-        Cgroup::create(&CgroupRoot::detect(), path, None)?.destroy()?;
+        match Cgroup::open(&CgroupRoot::detect()?, path) {
+            Ok(cgroup) => cgroup.destroy()?,
+            Err(CgroupError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(())
 }
@@ -54,7 +71,7 @@ impl Runtime {
             }
             kill_and_wait(&record);
         }
-        release(&record)?;
+        release(&record, &self.root)?;
         let dir = self.state_dir(id)?;
         std::fs::remove_dir_all(&dir).map_err(|e| ContainerError::Io("removing", dir, e))
     }

@@ -4,6 +4,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
@@ -53,6 +56,39 @@ fn wait_pid(pid: Pid) -> (Option<i32>, Option<i32>) {
     (None, None)
 }
 
+/// The init that `run` forwards signals to (0: none).
+static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward(signal: libc::c_int) {
+    let pid = FORWARD_TO.load(Ordering::Relaxed);
+    if pid > 0 {
+        // SAFETY: kill(2) is async-signal-safe and takes plain integers.
+        unsafe { libc::kill(pid, signal) };
+    }
+}
+
+/// Makes the signals a user sends to `run` (Ctrl-C, `kill`) reach the container's init,
+/// as runc does, instead of killing the engine and orphaning the container.
+fn forward_signals_to(pid: Pid) {
+    FORWARD_TO.store(pid.as_raw(), Ordering::Relaxed);
+    let action = SigAction::new(
+        SigHandler::Handler(forward),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for signal in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+    ] {
+        // SAFETY: `forward` only loads an atomic and calls kill(2), both async-signal-safe.
+        let _ = unsafe { sigaction(signal, &action) };
+    }
+}
+
 impl Runtime {
     /// Waits until container `id`'s program exits.
     pub fn wait(&self, id: &str) -> Result<ExitInfo, ContainerError> {
@@ -62,7 +98,9 @@ impl Runtime {
             None => (None, None),
         };
         let oom_killed = match &record.cgroup_path {
-            Some(path) => Cgroup::create(&CgroupRoot::detect(), path, None)?.oom_killed(),
+            Some(path) => CgroupRoot::detect()
+                .and_then(|root| Cgroup::open(&root, path))
+                .is_ok_and(|cg| cg.oom_killed()),
             None => false,
         };
         Ok(ExitInfo {
@@ -103,6 +141,7 @@ impl Runtime {
         on_started: impl FnOnce(&Timings),
     ) -> Result<ExitInfo, ContainerError> {
         let mut created = self.create(id, bundle, opts)?;
+        forward_signals_to(created.pid);
         let started = self.start_created(id, &mut created);
         let result = started.map(|t| on_started(&t)).and_then(|()| self.wait(id));
         let cleanup = self.delete(id, true);

@@ -119,8 +119,9 @@ pub fn run(plan: &InitPlan, ch: InitChannels, sys: &dyn Syscall) -> i32 {
             return 1;
         }
     };
-    sync::send_report(report_write, &Report::Ready(t.phases));
+    // Cleared before "ready": `create` exits as soon as it reads it.
     let _ = nix::sys::prctl::set_pdeathsig(None);
+    sync::send_report(report_write, &Report::Ready(t.phases));
     if let Err(e) = wait_start(fifo) {
         sync::send_report(report_write, &Report::Error(e.to_string()));
         return 1;

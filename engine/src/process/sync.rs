@@ -82,27 +82,31 @@ pub fn send_report(report_write: &OwnedFd, report: &Report) {
 }
 
 /// Engine side: reads one report; `None` at end-of-file (the init exec'd or died).
+///
+/// The init writes one line (atomically: shorter than PIPE_BUF) and then waits for the
+/// engine, so a read never holds more than one report.
 pub fn read_report(report_read: &mut std::fs::File) -> Result<Option<Report>, ProcessError> {
     let mut buf = Vec::new();
-    let mut byte = [0u8; 1];
-    loop {
-        match report_read.read(&mut byte) {
+    let mut chunk = [0u8; 4096];
+    while !buf.ends_with(b"\n") {
+        match report_read.read(&mut chunk) {
             Ok(0) => break,
-            Ok(_) if byte[0] == b'\n' => break,
-            Ok(_) => buf.push(byte[0]),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(ProcessError::Sync("reading the container init's report", e)),
         }
     }
-    if buf.is_empty() {
+    if buf.trim_ascii().is_empty() {
         return Ok(None);
     }
-    serde_json::from_slice(&buf).map(Some).map_err(|e| {
-        ProcessError::Sync(
-            "parsing the container init's report",
-            std::io::Error::other(e),
-        )
-    })
+    serde_json::from_slice(buf.trim_ascii())
+        .map(Some)
+        .map_err(|e| {
+            ProcessError::Sync(
+                "parsing the container init's report",
+                std::io::Error::other(e),
+            )
+        })
 }
 
 #[cfg(test)]

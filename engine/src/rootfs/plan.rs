@@ -64,6 +64,9 @@ pub struct RootfsPlan {
     pub bind_devices: bool,
     /// A cgroup2 hierarchy exists to mount for `cgroup` mounts.
     pub cgroup2: bool,
+    /// The container's own cgroup v2 directory on the host, bound for `cgroup` mounts
+    /// instead of a new cgroup2 mount; `None` mounts cgroup2.
+    pub cgroup_dir: Option<PathBuf>,
 }
 
 /// Joins a container path onto the root, refusing `..` and relative paths.
@@ -202,6 +205,7 @@ impl RootfsPlan {
             bind_devices: userns,
             cgroup2: Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
                 || Path::new("/sys/fs/cgroup/unified/cgroup.controllers").exists(),
+            cgroup_dir: None,
         })
     }
 }

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::mount::{MntFlags, MsFlags};
+use nix::mount::MntFlags;
 use nix::sched::CloneFlags;
 
 use super::{MountArgs, Syscall, SyscallError};
@@ -121,11 +121,6 @@ impl Syscall for RecordingSyscall {
     fn touch(&self, path: &Path) -> Result<(), SyscallError> {
         self.record("create", Call::Touch(path.into()))
     }
-}
-
-/// Flags of a mount call as a test writes them.
-pub fn flags_of(call: &Call) -> Option<MsFlags> {
-    call.as_mount().map(|m| m.flags)
 }
 
 #[cfg(test)]
