@@ -298,3 +298,72 @@ fn image_in_use_is_kept_and_its_layers_go_with_it() {
         .count();
     assert_eq!(layers, 0, "unpacked layers of removed images are deleted");
 }
+
+#[test]
+fn memory_limit_oom_kills_and_is_reported() {
+    let Some(root) = root_with_busybox() else {
+        return;
+    };
+    // busybox sh builds a 96 MiB string in memory; the limit is 32 MiB.
+    let hog = "x=$(head -c 100663296 /dev/zero | tr '\\0' a); echo survived";
+    engine(root.path())
+        .args(["run", "--rm", "--memory", "32m", "bb", "sh", "-c", hog])
+        .assert()
+        .code(137)
+        .stdout(predicate::str::contains("survived").not())
+        .stderr(predicate::str::contains("killed by the OOM killer"));
+    // Under a roomy limit the same program completes.
+    engine(root.path())
+        .args(["run", "--rm", "--memory", "1g", "bb", "sh", "-c", hog])
+        .assert()
+        .success()
+        .stdout("survived\n");
+    assert!(leftovers(root.path()).is_empty());
+}
+
+#[test]
+fn pids_limit_holds() {
+    let Some(root) = root_with_busybox() else {
+        return;
+    };
+    let forks = "for i in 1 2 3 4 5 6 7 8 9 10; do sleep 1 & done; wait; echo all-forked";
+    engine(root.path())
+        .args(["run", "--rm", "--pids-limit", "5", "bb", "sh", "-c", forks])
+        .assert()
+        .failure()
+        .stdout(predicate::str::contains("all-forked").not())
+        .stderr(predicate::str::contains("can't fork"));
+    engine(root.path())
+        .args(["run", "--rm", "--pids-limit", "50", "bb", "sh", "-c", forks])
+        .assert()
+        .success()
+        .stdout("all-forked\n");
+}
+
+#[test]
+fn network_modes_give_loopback_only_or_a_bridge_address() {
+    let Some(root) = root_with_busybox() else {
+        return;
+    };
+    let addrs = "ip -o -4 addr show | awk '{print $2}' | sort | tr '\\n' ' '";
+    engine(root.path())
+        .args(["run", "--rm", "--network", "none", "bb", "sh", "-c", addrs])
+        .assert()
+        .success()
+        .stdout("lo ");
+    engine(root.path())
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "bridge",
+            "bb",
+            "sh",
+            "-c",
+            addrs,
+        ])
+        .assert()
+        .success()
+        .stdout("eth0 lo ");
+    assert!(leftovers(root.path()).is_empty());
+}
