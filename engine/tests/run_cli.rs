@@ -64,6 +64,7 @@ fn container_is_pid_1_with_its_own_hostname_and_exit_status() {
         .args([
             "run",
             "--rm",
+            "--timings",
             "--name",
             "box1",
             "bb",
@@ -73,7 +74,10 @@ fn container_is_pid_1_with_its_own_hostname_and_exit_status() {
         ])
         .assert()
         .code(3)
-        .stdout("pid=1 host=box1\n");
+        .stdout("pid=1 host=box1\n")
+        .stderr(
+            predicate::str::contains("TIMINGS {").and(predicate::str::contains("rootfs_overlay")),
+        );
     assert!(
         leftovers(root.path()).is_empty(),
         "--rm leaves nothing: {:?}",
