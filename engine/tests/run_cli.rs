@@ -76,7 +76,9 @@ fn container_is_pid_1_with_its_own_hostname_and_exit_status() {
         .code(3)
         .stdout("pid=1 host=box1\n")
         .stderr(
-            predicate::str::contains("TIMINGS {").and(predicate::str::contains("rootfs_overlay")),
+            predicate::str::contains("TIMINGS {")
+                .and(predicate::str::contains("image_layers_bundle"))
+                .and(predicate::str::contains("rootfs_overlay")),
         );
     assert!(
         leftovers(root.path()).is_empty(),

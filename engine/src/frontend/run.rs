@@ -55,6 +55,9 @@ struct Prepared {
     id: String,
     dir: PathBuf,
     keep: bool,
+    /// The front end's own startup step: finding (first time: unpacking) the image's
+    /// layer dirs and writing the bundle.
+    timings: Timings,
 }
 
 impl Drop for Prepared {
@@ -76,7 +79,7 @@ impl Frontend {
                 id: prepared.id.clone(),
             }
         } else {
-            let print = |t: &Timings| print_timings(opts.timings, t);
+            let print = |t: &Timings| print_timings(opts.timings, &prepared.timings, t);
             let info =
                 self.runtime()
                     .run(&prepared.id, &bundle, &CreateOptions::from_env(None), print)?;
@@ -93,6 +96,7 @@ impl Frontend {
 
     /// Writes `containers/<id>/` (meta.json, bundle/config.json, bundle/rootfs/).
     fn prepare(&self, opts: &RunOptions) -> Result<Prepared, FrontendError> {
+        let since = std::time::Instant::now();
         let store = self.store()?;
         let image = store.resolve(&opts.image)?;
         let layers = image
@@ -112,12 +116,14 @@ impl Frontend {
             io::ErrorKind::AlreadyExists => FrontendError::NameInUse(id.clone()),
             _ => io_err("creating", &dir)(e),
         })?;
-        let prepared = Prepared {
+        let mut prepared = Prepared {
             id,
             dir,
             keep: false,
+            timings: Timings::default(),
         };
         self.write_bundle(&prepared, &image, &layers, opts)?;
+        prepared.timings.record("image_layers_bundle", since);
         Ok(prepared)
     }
 
@@ -201,7 +207,7 @@ impl Frontend {
         drop(redirect);
         match started {
             Ok(timings) => {
-                print_timings(opts.timings, &timings);
+                print_timings(opts.timings, &prepared.timings, &timings);
                 Ok(())
             }
             Err(e) => {
@@ -219,9 +225,12 @@ impl Frontend {
     }
 }
 
-fn print_timings(enabled: bool, timings: &Timings) {
+/// Prints the front end's step, then the runtime's, as one `TIMINGS {json}` line.
+fn print_timings(enabled: bool, frontend: &Timings, runtime: &Timings) {
     if enabled {
-        eprintln!("{}", timings.line());
+        let mut all = frontend.clone();
+        all.phases.extend(runtime.phases.iter().cloned());
+        eprintln!("{}", all.line());
     }
 }
 
