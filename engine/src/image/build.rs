@@ -326,7 +326,7 @@ fn layer_step(
     Ok(outcome)
 }
 
-pub(crate) fn push_layer(state: &mut State, step: &Step, layer: &Layer, key: String) {
+fn push_layer(state: &mut State, step: &Step, layer: &Layer, key: String) {
     state.layers.push(layer.descriptor.clone());
     state.diff_ids.push(layer.diff_id.to_string());
     state.history.push(history(step, false));

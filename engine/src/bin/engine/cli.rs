@@ -7,8 +7,16 @@ use clap::{Args, Parser, Subcommand};
 /// isolab's docker-like container engine: build, import and unpack OCI images, run them
 /// as containers (overlay of shared image layers, namespaces, cgroup limits, networks,
 /// volumes) and manage named volumes. Everything lives under --root.
+const EXAMPLES: &str = "Examples:
+  engine image build -t demo ./ctx          build ./ctx/Containerfile as demo:latest
+  engine image import ./layout -t app:1     import an OCI layout (skopeo, umoci, buildah)
+  engine image unpack demo ./bundle         then: runc run --bundle ./bundle demo1
+  engine run --rm --memory 64m demo         run it with a memory limit
+  engine run -d --name web -v data:/data demo
+  engine logs web; engine stop web; engine rm web";
+
 #[derive(Debug, Parser)]
-#[command(name = "engine", version)]
+#[command(name = "engine", version, after_help = EXAMPLES)]
 pub struct Cli {
     /// Where images, the build cache, containers and volumes are kept (the runtime's
     /// state is in DIR/state, for `engine-oci --root DIR/state`).
@@ -94,6 +102,7 @@ pub struct RunArgs {
     /// Most processes and threads the container may have.
     #[arg(long, value_name = "N")]
     pub pids_limit: Option<i64>,
+    /// The container's network.
     #[arg(long, value_enum, default_value = "none")]
     pub network: Network,
     /// A volume: HOST_PATH:DST or NAME:DST (named volume, created if needed), :ro for
