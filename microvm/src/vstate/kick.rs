@@ -5,7 +5,7 @@
 
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Once};
+use std::sync::{mpsc, Arc, OnceLock};
 use std::thread;
 use std::time::Duration;
 
@@ -64,24 +64,24 @@ extern "C" fn on_terminate(signal: libc::c_int, _: *mut libc::siginfo_t, _: *mut
 /// Installs the kick handler (empty: its only effect is EINTR) and the termination
 /// handlers, once per process.
 pub fn install_handlers() -> Result<(), KickError> {
-    static INSTALLED: Once = Once::new();
-    let mut result = Ok(());
-    INSTALLED.call_once(|| {
-        result = install(kick_signal(), on_kick).and_then(|()| {
-            TERMINATION_SIGNALS
-                .iter()
-                .try_for_each(|&s| install(s, on_terminate))
-        });
+    static INSTALLED: OnceLock<Result<(), (libc::c_int, i32)>> = OnceLock::new();
+    let result = INSTALLED.get_or_init(|| {
+        install(kick_signal(), on_kick)?;
+        TERMINATION_SIGNALS
+            .iter()
+            .try_for_each(|&s| install(s, on_terminate))
     });
-    result
+    result.map_err(|(signal, errno)| KickError::Signal {
+        signal,
+        source: vmm_sys_util::errno::Error::new(errno),
+    })
 }
 
 fn install(
     signal: libc::c_int,
     handler: vmm_sys_util::signal::SignalHandler,
-) -> Result<(), KickError> {
-    vmm_sys_util::signal::register_signal_handler(signal, handler)
-        .map_err(|source| KickError::Signal { signal, source })
+) -> Result<(), (libc::c_int, i32)> {
+    vmm_sys_util::signal::register_signal_handler(signal, handler).map_err(|e| (signal, e.errno()))
 }
 
 /// The termination signal received, if any.
