@@ -211,11 +211,7 @@ fn claim_host(md: &mut String, host: &str, c: &ClaimCheck) {
     if c.evidence.is_empty() {
         return;
     }
-    md.push_str(
-        &header(&["host", "figure", "value", "unit", "source"])
-            .trim_start()
-            .to_string(),
-    );
+    md.push_str(header(&["host", "figure", "value", "unit", "source"]).trim_start());
     for e in &c.evidence {
         let unit = match &e.value {
             super::claims::Value::Num { unit, .. } => unit.clone(),
@@ -349,9 +345,9 @@ fn relative_table(md: &mut String, runs: &[Run]) {
     }
     if !body.is_empty() {
         md.push_str("## Throughput relative to native\n\nAbove 1 is better than native: model ÷ native for rates, native ÷ model for costs, each over native's median; p5 and p95 are the model's, mapped the same way.\n");
-        let _ = write!(
+        let _ = writeln!(
             md,
-            "{}{body}\n",
+            "{}{body}",
             header(&[
                 "host",
                 "model",
@@ -391,9 +387,9 @@ fn phases(md: &mut String, runs: &[Run]) {
     }
     if !body.is_empty() {
         md.push_str("## Startup breakdown\n\nThe phases the engine or the monitor reported, in order, as the median over successful samples.\n");
-        let _ = write!(
+        let _ = writeln!(
             md,
-            "{}{body}\n",
+            "{}{body}",
             header(&["host", "model", "phase", "median (us)"])
         );
     }
@@ -444,7 +440,7 @@ fn isolation(md: &mut String, runs: &[Run]) {
             "cgroup",
             "exit reasons",
         ];
-        let _ = write!(md, "{}{body}\n", header(&cols));
+        let _ = writeln!(md, "{}{body}", header(&cols));
     }
 }
 
@@ -470,9 +466,9 @@ fn failures(md: &mut String, runs: &[Run]) {
     }
     if !body.is_empty() {
         md.push_str("## Failed samples\n\nFailed samples are kept out of every statistic above.\n");
-        let _ = write!(
+        let _ = writeln!(
             md,
-            "{}{body}\n",
+            "{}{body}",
             header(&["host", "model", "scenario", "iteration", "error"])
         );
     }

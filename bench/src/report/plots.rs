@@ -126,8 +126,11 @@ enum Data {
         log: bool,
         unit: &'static str,
     },
-    Density(Vec<(String, String, Vec<(f64, f64, f64)>)>),
+    Density(Vec<Series>),
 }
+
+/// A density series: label, model, and (N, MiB per instance, ms to all ready).
+type Series = (String, String, Vec<(f64, f64, f64)>);
 
 /// One bar: label, model (for its colour), value and p5/p95 error bar.
 struct Bar {
@@ -690,7 +693,7 @@ fn draw_bars<DB: DrawingBackend>(
 
 fn draw_density<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
-    series: &[(String, String, Vec<(f64, f64, f64)>)],
+    series: &[Series],
 ) -> DrawResult {
     let (left, right) = area.split_horizontally(WIDTH / 2);
     density_panel(
@@ -704,7 +707,7 @@ fn draw_density<DB: DrawingBackend>(
 
 fn density_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
-    series: &[(String, String, Vec<(f64, f64, f64)>)],
+    series: &[Series],
     y_desc: &str,
     pick: fn(&(f64, f64, f64)) -> f64,
 ) -> DrawResult {

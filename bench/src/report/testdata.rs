@@ -44,16 +44,6 @@ pub(crate) fn sr(model: &str, scenario: &str, metric: &str, values: &[f64]) -> S
     }
 }
 
-/// A scenario result with one sample carrying `facts`.
-pub(crate) fn facts(model: &str, scenario: &str, facts: &[(&str, &str)]) -> ScenarioResult {
-    let mut s = sr(model, scenario, "none", &[0.0]);
-    s.samples[0].facts = facts
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    s
-}
-
 /// A finished run on host `lab1` (PVM, hybrid cgroups) holding `scenarios`; the
 /// models list names every model found in them.
 pub(crate) fn results_with(scenarios: Vec<ScenarioResult>) -> Results {

@@ -68,9 +68,7 @@ pub(crate) fn num(v: f64) -> String {
     let a = v.abs();
     if !v.is_finite() {
         "n/a".to_owned()
-    } else if v.fract() == 0.0 && a < 1e15 {
-        format!("{v:.0}")
-    } else if a >= 1000.0 {
+    } else if (v.fract() == 0.0 && a < 1e15) || a >= 1000.0 {
         format!("{v:.0}")
     } else if a >= 10.0 {
         format!("{v:.1}")

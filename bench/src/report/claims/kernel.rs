@@ -176,6 +176,9 @@ fn vm_outcome(
     (Verdict::Holds, own.join(", "))
 }
 
+/// Syscall counts by model.
+type Counts = Vec<(String, f64)>;
+
 const C6: (&str, &str, &str) = (
     "C6",
     "VMs isolate completely; containers share the kernel and isolate less.",
@@ -221,8 +224,7 @@ fn c6_outcome(run: &Run, cs: &[(String, f64)], vs: &[(String, f64)]) -> Outcome 
         let v: Vec<String> = xs.iter().map(|(m, n)| format!("{m} {}", num(*n))).collect();
         v.join(", ")
     };
-    let (fewer, not): (Vec<(String, f64)>, Vec<(String, f64)>) =
-        vs.iter().cloned().partition(|(_, n)| *n < fewest_c);
+    let (fewer, not): (Counts, Counts) = vs.iter().cloned().partition(|(_, n)| *n < fewest_c);
     let both = format!("VMs: {}; containers: {}", list(vs), list(cs));
     match (fewer.is_empty(), not.is_empty()) {
         (_, true) if fewer.iter().all(|(_, n)| *n == 0.0) => (Verdict::Holds, both),
