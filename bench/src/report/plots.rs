@@ -121,9 +121,11 @@ fn ok<T, E: ToString>(r: Result<T, E>) -> DrawResult {
 enum Data {
     Boxes(Vec<(String, String, BoxStats)>),
     Stacked(Vec<(String, Vec<(String, f64)>)>),
+    /// Bars from the axis start, or from 1 when `relative` (a ratio to native).
     Bars {
         rows: Vec<Bar>,
         log: bool,
+        relative: bool,
         unit: &'static str,
     },
     Density(Vec<Series>),
@@ -233,7 +235,12 @@ fn draw<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, title: &str, data: &D
     match data {
         Data::Boxes(rows) => draw_boxes(&area, rows),
         Data::Stacked(rows) => draw_stacked(&area, rows),
-        Data::Bars { rows, log, unit } => draw_bars(&area, rows, *log, unit),
+        Data::Bars {
+            rows,
+            log,
+            relative,
+            unit,
+        } => draw_bars(&area, rows, (*log, *relative), unit),
         Data::Density(series) => draw_density(&area, series),
     }
 }
@@ -310,6 +317,7 @@ fn memory(runs: &[Run]) -> Option<Data> {
     (!rows.is_empty()).then_some(Data::Bars {
         rows,
         log,
+        relative: false,
         unit: "MiB",
     })
 }
@@ -366,6 +374,7 @@ fn throughput(runs: &[Run]) -> Option<Data> {
     (!rows.is_empty()).then_some(Data::Bars {
         rows,
         log: true,
+        relative: true,
         unit: "× native",
     })
 }
@@ -650,7 +659,7 @@ fn legend<'a, DB: DrawingBackend + 'a>(chart: &mut Chart<'a, DB>) -> DrawResult 
 fn draw_bars<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     rows: &[Bar],
-    log: bool,
+    (log, relative): (bool, bool),
     unit: &str,
 ) -> DrawResult {
     let axis = Axis::new(rows.iter().flat_map(|b| [b.lo, b.hi, b.value]), log);
@@ -661,7 +670,7 @@ fn draw_bars<DB: DrawingBackend>(
         format!("{unit}, error bars p5-p95")
     };
     let mut chart = hchart(area, &labels, &axis, &desc)?;
-    let base = if log { axis.at(1.0) } else { 0.0 };
+    let base = if relative { axis.at(1.0) } else { axis.lo };
     for (i, b) in rows.iter().enumerate() {
         let y = row_y(i, rows.len());
         let c = model_color(&b.model);
@@ -680,8 +689,11 @@ fn draw_bars<DB: DrawingBackend>(
                 BLACK.stroke_width(2),
             )]))?;
         }
+        let label = EmptyElement::at((hi.max(axis.at(b.value)), y))
+            + Text::new(num(b.value), (8, -9), ("sans-serif", 16));
+        ok(chart.draw_series([label]))?;
     }
-    if log {
+    if relative {
         let top = rows.len() as f64 - 0.4;
         ok(chart.draw_series([PathElement::new(
             vec![(base, -0.6), (base, top)],

@@ -31,17 +31,19 @@ pub(crate) fn sample(i: u32, metrics: &[(&str, f64)]) -> Sample {
 }
 
 /// A scenario result whose samples carry `metric` with `values`, without summary.
+/// Built through serde, so fields added to the schema later take their defaults.
 pub(crate) fn sr(model: &str, scenario: &str, metric: &str, values: &[f64]) -> ScenarioResult {
-    ScenarioResult {
-        model: model.into(),
-        scenario: scenario.into(),
-        params: BTreeMap::new(),
-        samples: (0u32..)
-            .zip(values)
-            .map(|(i, v)| sample(i, &[(metric, *v)]))
-            .collect(),
-        summary: BTreeMap::new(),
-    }
+    let mut s: ScenarioResult = serde_json::from_value(serde_json::json!({
+        "model": model,
+        "scenario": scenario,
+        "samples": [],
+    }))
+    .expect("a minimal scenario result");
+    s.samples = (0u32..)
+        .zip(values)
+        .map(|(i, v)| sample(i, &[(metric, *v)]))
+        .collect();
+    s
 }
 
 /// A finished run on host `lab1` (PVM, hybrid cgroups) holding `scenarios`; the

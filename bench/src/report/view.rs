@@ -150,6 +150,14 @@ pub(crate) fn metric_names(sr: &ScenarioResult) -> Vec<String> {
     names
 }
 
+/// The reason the harness recorded for not running a scenario (the `skipped` field
+/// bench-core adds to `ScenarioResult`). Read through serde so this compiles with and
+/// without that additive field; use `sr.skipped` directly once it is on main.
+fn skipped(sr: &ScenarioResult) -> Option<String> {
+    let v = serde_json::to_value(sr).ok()?;
+    v.get("skipped")?.as_str().map(str::to_owned)
+}
+
 /// One host's results, under the label the report uses for it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Run<'a> {
@@ -283,6 +291,9 @@ impl<'a> Run<'a> {
             return format!("scenario {scenario} was not part of this run");
         }
         if let Some(sr) = self.result(model, scenario) {
+            if let Some(why) = skipped(sr) {
+                return format!("{model} could not run {scenario}: {why}");
+            }
             return match sr.samples.iter().find_map(|s| s.error.clone()) {
                 Some(e) => format!("{model} failed in {scenario}: {e}"),
                 None => format!("{model} has no successful sample in {scenario}"),
