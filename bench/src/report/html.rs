@@ -9,7 +9,7 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:1200px;marg
 table{border-collapse:collapse;margin:0.5em 0 1.2em;font-size:0.88em;display:block;overflow-x:auto}\
 th,td{border:1px solid #ccc;padding:3px 7px;text-align:left;vertical-align:top}\
 th{background:#f3f3f3}tr:nth-child(even) td{background:#fafafa}\
-code{font-size:0.92em;background:#f4f4f4;padding:0 3px}\
+code{font-size:0.92em;background:#f4f4f4;padding:0 3px}td code{font-size:0.8em;word-break:break-all}\
 h2{border-bottom:2px solid #ddd;padding-bottom:3px;margin-top:2em}\
 svg{max-width:100%;height:auto;border:1px solid #eee}\
 .holds{color:#1a7f37}.nuance{color:#9a6700}.fails{color:#cf222e}.unmeasured{color:#57606a}";

@@ -180,11 +180,12 @@ fn models(md: &mut String, runs: &[Run]) {
 
 fn claims(md: &mut String, checks: &[(String, Vec<ClaimCheck>)]) {
     md.push_str("## Claims check\n\nEach claim of the Docker introductions, checked against this run. See `docs/report.md` for what each verdict means.\n");
-    md.push_str(&header(&["claim", "host", "verdict"]));
+    md.push_str(&header(&["id", "claim", "host", "verdict"]));
     for (host, list) in checks {
         for c in list {
             md.push_str(&row(&[
                 c.id.to_owned(),
+                c.claim.to_owned(),
                 host.clone(),
                 format!("**{}**", c.verdict),
             ]));

@@ -220,7 +220,16 @@ fn render(name: &'static str, title: String, data: &Data, dir: &Path) -> Result<
 fn height(data: &Data) -> u32 {
     let rows = match data {
         Data::Boxes(r) => r.len(),
-        Data::Stacked(r) => r.len(),
+        Data::Stacked(r) => {
+            // The side legend needs 26 px per distinct phase.
+            let mut names: Vec<&str> = r
+                .iter()
+                .flat_map(|(_, p)| p.iter().map(|(n, _)| n.as_str()))
+                .collect();
+            names.sort_unstable();
+            names.dedup();
+            r.len().max((names.len() * 26).div_ceil(44))
+        }
         Data::Bars { rows, .. } => rows.len(),
         Data::Density(_) => return 600,
     };
@@ -612,7 +621,9 @@ fn draw_stacked<DB: DrawingBackend>(
         .map(|(_, p)| p.iter().map(|(_, ms)| ms).sum::<f64>());
     let axis = Axis::new(totals, false);
     let labels: Vec<String> = rows.iter().map(|(l, _)| l.clone()).collect();
-    let mut chart = hchart(area, &labels, &axis, "ms (median of each phase)")?;
+    // The legend gets its own column, so it never hides a bar.
+    let (plot, key) = area.split_horizontally(WIDTH - 240);
+    let mut chart = hchart(&plot, &labels, &axis, "ms (median of each phase)")?;
     let mut names: Vec<&str> = vec![];
     for (_, phases) in rows {
         for (n, _) in phases {
@@ -636,13 +647,20 @@ fn draw_stacked<DB: DrawingBackend>(
                 c.filled(),
             ))
         });
-        chart
-            .draw_series(bars)
-            .map_err(|e| e.to_string())?
-            .label(*name)
-            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], c.filled()));
+        ok(chart.draw_series(bars))?;
     }
-    legend(&mut chart)
+    side_legend(&key, &names)
+}
+
+/// A legend drawn in its own area: a colour swatch and a name per phase.
+fn side_legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, names: &[&str]) -> DrawResult {
+    for (k, name) in names.iter().enumerate() {
+        let y = 40 + 26 * k as i32;
+        let c = PALETTE[k % PALETTE.len()];
+        ok(area.draw(&Rectangle::new([(10, y), (26, y + 16)], c.filled())))?;
+        ok(area.draw(&Text::new(name.to_string(), (34, y), ("sans-serif", 16))))?;
+    }
+    Ok(())
 }
 
 fn legend<'a, DB: DrawingBackend + 'a>(chart: &mut Chart<'a, DB>) -> DrawResult {
