@@ -319,7 +319,7 @@ fn relative_table(md: &mut String, runs: &[Run]) {
             let Some(nat) = run.result("native", scenario) else {
                 continue;
             };
-            for metric in view::metric_names(nat) {
+            for metric in view::throughput_metrics(nat) {
                 let Some(nf) = view::figure(nat, &metric) else {
                     continue;
                 };

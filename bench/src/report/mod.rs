@@ -130,7 +130,11 @@ fn write(path: PathBuf, bytes: &[u8]) -> Result<PathBuf, ReportError> {
         source,
     };
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(err)?;
-    std::fs::rename(&tmp, &path).map_err(err)?;
+    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, &path));
+    if let Err(e) = written {
+        // Leave nothing half-written behind.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err(e));
+    }
     Ok(path)
 }

@@ -375,7 +375,7 @@ fn throughput(runs: &[Run]) -> Option<Data> {
             let Some(nat) = run.result("native", scenario) else {
                 continue;
             };
-            for metric in view::metric_names(nat) {
+            for metric in view::throughput_metrics(nat) {
                 rows.extend(relative_rows(run, runs.len() > 1, scenario, &metric));
             }
         }
@@ -523,6 +523,7 @@ fn hchart<'a, DB: DrawingBackend>(
     let rows: Vec<f64> = (0..n).map(|i| i as f64).collect();
     let mut chart = ChartBuilder::on(area)
         .margin(16)
+        .margin_right(40)
         .x_label_area_size(50)
         .y_label_area_size(left.min(WIDTH / 2))
         .build_cartesian_2d(
@@ -608,6 +609,10 @@ fn draw_boxes<DB: DrawingBackend>(
                 .iter()
                 .map(|o| Circle::new((x(*o), y), 4, BLACK.filled())),
         ))?;
+        let right = b.outliers.iter().copied().fold(b.high, f64::max);
+        let n = EmptyElement::at((x(right), y))
+            + Text::new(format!("n={}", b.n), (10, -8), ("sans-serif", 15));
+        ok(chart.draw_series([n]))?;
     }
     Ok(())
 }
@@ -757,6 +762,7 @@ fn density_panel<DB: DrawingBackend>(
     let x_hi = ns.last().copied().unwrap_or(1.0) * 1.05;
     let mut chart = ChartBuilder::on(area)
         .margin(16)
+        .margin_right(40)
         .x_label_area_size(50)
         .y_label_area_size(80)
         .build_cartesian_2d(

@@ -66,6 +66,8 @@ pub(crate) struct BoxStats {
     pub high: f64,
     /// Samples beyond the whiskers, drawn as points.
     pub outliers: Vec<f64>,
+    /// Number of samples.
+    pub n: usize,
 }
 
 /// Tukey box-plot figures of `values`; whiskers end at the last sample inside the
@@ -83,6 +85,7 @@ pub(crate) fn box_stats(values: &[f64]) -> Option<BoxStats> {
         low: v.iter().find(inside).copied().unwrap_or(first),
         high: v.iter().rev().find(inside).copied().unwrap_or(last),
         outliers: v.iter().filter(|x| !inside(x)).copied().collect(),
+        n: v.len(),
     })
 }
 

@@ -48,9 +48,37 @@ pub(crate) const SCENARIO_ORDER: &[&str] = &[
 /// The throughput scenarios, reported relative to native.
 pub(crate) const THROUGHPUT: &[&str] = &["cpu", "mem", "syscall", "fileio", "net"];
 
+/// The throughput figures compared with native (the shared metric contract), with
+/// whether a larger value is better (a rate) or worse (a cost). Other metrics of
+/// those scenarios (`cpu.iterations`, `cpu.elapsed_s`) describe the run, not its speed.
+pub(crate) const THROUGHPUT_METRICS: &[(&str, bool)] = &[
+    ("cpu.ops_per_s", true),
+    ("mem.copy_gb_per_s", true),
+    ("mem.fault_ns_per_page", false),
+    ("syscall.ns_per_call", false),
+    ("fileio.write_mb_per_s", true),
+    ("fileio.read_mb_per_s", true),
+    ("fileio.create_unlink_per_s", true),
+    ("net.rtt_us", false),
+    ("net.stream_mb_per_s", true),
+];
+
 /// True when a larger value of `metric` is better (a rate), false for a cost.
 pub(crate) fn higher_is_better(metric: &str) -> bool {
-    metric.ends_with("_per_s")
+    THROUGHPUT_METRICS
+        .iter()
+        .find(|(m, _)| *m == metric)
+        .map_or(metric.ends_with("_per_s"), |(_, higher)| *higher)
+}
+
+/// The throughput metrics of `sr` in contract order.
+pub(crate) fn throughput_metrics(sr: &ScenarioResult) -> Vec<String> {
+    let present = metric_names(sr);
+    THROUGHPUT_METRICS
+        .iter()
+        .map(|(m, _)| (*m).to_owned())
+        .filter(|m| present.contains(m))
+        .collect()
 }
 
 /// Scenario parameters as a short key, e.g. `density{instances=10}`.
@@ -324,6 +352,17 @@ mod tests {
         let f = figure(&s, "launch_to_ready_ms").unwrap();
         assert!(!f.recomputed);
         assert_eq!(f.summary.median, 9.0);
+    }
+
+    #[test]
+    fn only_contract_throughput_figures_are_compared_with_native() {
+        let mut s = sr("native", "cpu", "cpu.ops_per_s", &[1.0]);
+        let m = s.samples[0].metrics["cpu.ops_per_s"].clone();
+        s.samples[0].metrics.insert("cpu.iterations".into(), m);
+        assert_eq!(throughput_metrics(&s), vec!["cpu.ops_per_s"]);
+        assert!(higher_is_better("cpu.ops_per_s"));
+        assert!(!higher_is_better("net.rtt_us"));
+        assert!(!higher_is_better("mem.fault_ns_per_page"));
     }
 
     #[test]

@@ -196,7 +196,7 @@ pub(super) fn c9(run: &Run) -> ClaimCheck {
 fn c9_outcome(run: &Run, sums: &[(String, String)]) -> Outcome {
     let names: Vec<&str> = sums.iter().map(|(m, _)| m.as_str()).collect();
     if sums.len() < 2 {
-        let others: Vec<String> = ["runc", "crun", "youki"]
+        let others: Vec<String> = ["container", "runc", "crun", "youki"]
             .iter()
             .filter(|m| !names.contains(m))
             .map(|m| run.why_missing(m, "cpu"))

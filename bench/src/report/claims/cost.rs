@@ -9,7 +9,7 @@ use crate::report::view::{self, num, Kind, Run};
 type Getter<'g> = dyn Fn(&str) -> Option<Evidence> + 'g;
 
 /// Why no model of a kind has a figure in `scenario`.
-fn none_of(run: &Run, k: Kind, scenario: &str, metric: &str) -> String {
+pub(super) fn none_of(run: &Run, k: Kind, scenario: &str, metric: &str) -> String {
     let names: Vec<String> = run
         .models()
         .into_iter()
@@ -408,7 +408,7 @@ fn slowdowns(run: &Run, model: &str, ev: &mut Vec<Evidence>) -> Vec<(String, f64
         else {
             continue;
         };
-        for metric in view::metric_names(vm) {
+        for metric in view::throughput_metrics(vm) {
             let (Some(nf), Some(vf)) = (view::figure(nat, &metric), view::figure(vm, &metric))
             else {
                 continue;

@@ -69,7 +69,7 @@ fn containers_share(run: &Run, ev: &mut Vec<Evidence>) -> Outcome {
     if cs.is_empty() {
         return (
             Verdict::NotMeasured,
-            run.why_missing("container", "isolation"),
+            super::cost::none_of(run, Kind::Container, "isolation", "kernel_release"),
         );
     }
     let differ: Vec<String> = cs
@@ -117,7 +117,7 @@ fn vms_own(run: &Run, host_kib: f64, ev: &mut Vec<Evidence>) -> Outcome {
     if vms.is_empty() {
         return (
             Verdict::NotMeasured,
-            run.why_missing("microvm", "isolation"),
+            super::cost::none_of(run, Kind::Vm, "isolation", "kernel_release"),
         );
     }
     let (mut own, mut same_release, mut hosts) = (vec![], vec![], vec![]);
@@ -210,13 +210,13 @@ fn c6_outcome(run: &Run, cs: &[(String, f64)], vs: &[(String, f64)]) -> Outcome 
     if cs.is_empty() {
         return (
             Verdict::NotMeasured,
-            run.why_missing("container", "isolation"),
+            super::cost::none_of(run, Kind::Container, "isolation", "host_syscalls_reachable"),
         );
     }
     if vs.is_empty() {
         return (
             Verdict::NotMeasured,
-            run.why_missing("microvm", "isolation"),
+            super::cost::none_of(run, Kind::Vm, "isolation", "host_syscalls_reachable"),
         );
     }
     let fewest_c = cs.iter().map(|(_, n)| *n).fold(f64::INFINITY, f64::min);
