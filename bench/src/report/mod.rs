@@ -69,8 +69,10 @@ pub fn run_report(args: &ReportArgs) -> anyhow::Result<()> {
     let results = args
         .results
         .iter()
-        .map(|p| Results::load(p))
-        .collect::<Result<Vec<_>, _>>()?;
+        // The load error already names the file and the cause; as the message alone
+        // it prints once under `error: {err:#}`.
+        .map(|p| Results::load(p).map_err(|e| anyhow::anyhow!("{e}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let files = generate(&results, &args.out)?;
     println!("report: {}", files.markdown.display());
     println!("        {}", files.html.display());
@@ -137,4 +139,26 @@ fn write(path: PathBuf, bytes: &[u8]) -> Result<PathBuf, ReportError> {
         return Err(err(e));
     }
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_with_no_scenarios_still_reports_and_draws_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = generate(&[testdata::results_with(vec![])], dir.path()).unwrap();
+        assert!(files.plots.is_empty());
+        let md = std::fs::read_to_string(&files.markdown).unwrap();
+        assert!(md.contains("No scenario with data to plot."));
+        assert!(md.contains("not measured here"));
+        assert!(files.html.exists());
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "no temporary file is left behind");
+    }
 }
