@@ -133,8 +133,8 @@ const C1: (&str, &str, &str) = (
     "C1",
     "A container has no guest OS and shares the host kernel, so it is lighter than a VM.",
     "holds when every VM model's host memory per idle instance (PSS plus cgroup or guest \
-     memory; and the MemAvailable drop per instance at the largest N) is at least 2× the \
-     container's; above 1× holds with a nuance; at or below 1× does not hold",
+     memory; PSS alone; and the MemAvailable drop per instance at the largest N) is at \
+     least 2× the container's; above 1× holds with a nuance; at or below 1× does not hold",
 );
 
 /// C1: memory per idle instance and per instance at density, container vs VM.
@@ -146,10 +146,15 @@ pub(super) fn c1(run: &Run) -> ClaimCheck {
         "instance_kib",
         "host memory per idle instance",
     );
+    let pss = median_of(run, "memory", "pss_kib", "PSS of its host processes");
     let parts = [
         (
             "memory per idle instance",
             versus(run, ("memory", "instance_kib"), &*mem, 2.0, &mut ev),
+        ),
+        (
+            "PSS per idle instance",
+            versus(run, ("memory", "pss_kib"), &*pss, 2.0, &mut ev),
         ),
         (
             "MemAvailable drop per instance",

@@ -198,6 +198,7 @@ pub(super) fn c6(run: &Run) -> ClaimCheck {
                 ev.push(e);
             }
             ev.extend(metric(run, &m, "exits_total"));
+            ev.extend(info(run, &m, "exit_reasons"));
         }
         out
     };

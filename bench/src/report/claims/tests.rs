@@ -53,7 +53,12 @@ fn mem(model: &str, kib: f64) -> Vec<ScenarioResult> {
         &[kib],
     );
     d.params = BTreeMap::from([("instances".to_owned(), "10".to_owned())]);
-    vec![sr(model, "memory", "instance_kib", &[kib]), d]
+    let m = multi(
+        model,
+        "memory",
+        &[("instance_kib", kib), ("pss_kib", kib * 0.8)],
+    );
+    vec![m, d]
 }
 
 fn cat(parts: Vec<Vec<ScenarioResult>>) -> Vec<ScenarioResult> {
