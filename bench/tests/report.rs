@@ -135,6 +135,9 @@ fn resolve(raw: &Value, source: &str) -> Resolved {
     }
     match source {
         "host.kernel" => return Resolved::Text(raw["host"]["kernel"].as_str().unwrap().to_owned()),
+        "host.hostname" => {
+            return Resolved::Text(raw["host"]["hostname"].as_str().unwrap().to_owned())
+        }
         "host.memory_bytes/1024" => {
             return Resolved::Num(raw["host"]["memory_bytes"].as_f64().unwrap() / 1024.0)
         }

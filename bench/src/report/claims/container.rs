@@ -234,30 +234,8 @@ const C10: (&str, &str, &str) = (
 pub(super) fn c10(run: &Run) -> ClaimCheck {
     let mut ev = vec![];
     let parts = [
-        (
-            "PID namespace",
-            flag_part(
-                run,
-                &mut ev,
-                "limits",
-                "pid1",
-                true,
-                "the workload is PID 1",
-                "the workload is not PID 1",
-            ),
-        ),
-        (
-            "UTS namespace",
-            flag_part(
-                run,
-                &mut ev,
-                "limits",
-                "own_hostname",
-                true,
-                "own hostname",
-                "the host's hostname",
-            ),
-        ),
+        ("PID namespace", pid_namespace(run, &mut ev)),
+        ("UTS namespace", uts_namespace(run, &mut ev)),
         (
             "memory limit",
             flag_part(
@@ -284,6 +262,82 @@ pub(super) fn c10(run: &Run) -> ClaimCheck {
         ),
     ];
     check(C10, combine(&parts), ev)
+}
+
+/// PID 1 inside: the `limits` scenario's fact, else the `info` workload's PID.
+fn pid_namespace(run: &Run, ev: &mut Vec<Evidence>) -> Outcome {
+    let (yes, no) = ("the workload is PID 1", "the workload is not PID 1");
+    let o = flag_part(run, ev, "limits", "pid1", true, yes, no);
+    if o.0 != Verdict::NotMeasured {
+        return o;
+    }
+    let seen = run.measured_of(Kind::Container).into_iter().find_map(|m| {
+        let f = run.figure(&m, "isolation", "pid")?;
+        Some((
+            m.clone(),
+            Evidence::stat(
+                format!("{m}: pid seen by info (max over samples)"),
+                &f,
+                "max",
+            ),
+        ))
+    });
+    let Some((m, e)) = seen else { return o };
+    let ok = e.number() == 1.0;
+    ev.push(e);
+    let v = if ok {
+        Verdict::Holds
+    } else {
+        Verdict::DoesNotHold
+    };
+    (v, format!("{m}: {}", if ok { yes } else { no }))
+}
+
+/// An own hostname: the `limits` scenario's fact, else `info`'s hostname against the
+/// host's.
+fn uts_namespace(run: &Run, ev: &mut Vec<Evidence>) -> Outcome {
+    let o = flag_part(
+        run,
+        ev,
+        "limits",
+        "own_hostname",
+        true,
+        "own hostname",
+        "the host's hostname",
+    );
+    if o.0 != Verdict::NotMeasured {
+        return o;
+    }
+    let host = &run.results.host.hostname;
+    let seen = run.measured_of(Kind::Container).into_iter().find_map(|m| {
+        let sr = run.result(&m, "isolation")?;
+        let name = sr
+            .samples
+            .iter()
+            .filter(|s| s.ok)
+            .find_map(|s| s.facts.get("hostname"))?;
+        let src = format!("{m}/isolation/facts.hostname");
+        Some((
+            m.clone(),
+            name.clone(),
+            Evidence::text(format!("{m}: hostname seen by info"), name, src),
+        ))
+    });
+    let Some((m, name, e)) = seen else { return o };
+    ev.push(e);
+    ev.push(Evidence::text(
+        "host: hostname",
+        host,
+        "host.hostname".into(),
+    ));
+    if &name == host {
+        (
+            Verdict::DoesNotHold,
+            format!("{m} sees the host's hostname"),
+        )
+    } else {
+        (Verdict::Holds, format!("{m}: own hostname"))
+    }
 }
 
 const C11: (&str, &str, &str) = (

@@ -436,6 +436,21 @@ fn c10_namespaces_and_cgroups() {
             ("not run", vec![], NotMeasured),
         ],
     );
+    // Without the limits scenario, the info workload's PID and hostname still decide
+    // the namespace parts (the fixture host is `lab1`).
+    let info = |pid: f64, host: &str| {
+        with_facts(
+            sr("container", "isolation", "pid", &[pid]),
+            &[("hostname", host)],
+        )
+    };
+    let (v, why) = judge("C10", vec![info(1.0, "isolab-c1")]);
+    assert_eq!(
+        v, HoldsWithNuance,
+        "namespaces hold, limits not measured: {why}"
+    );
+    let (v, why) = judge("C10", vec![info(4711.0, "lab1")]);
+    assert_eq!(v, DoesNotHold, "{why}");
 }
 
 #[test]
