@@ -312,11 +312,11 @@ impl<'a> Run<'a> {
                 return format!("the Linux guest needs hardware KVM; this host's KVM is {flavor}");
             }
         }
-        if !self.models().iter().any(|m| m == model) {
-            return format!("{model} was not part of this run");
-        }
         if !r.config.scenarios.iter().any(|s| s == scenario) {
             return format!("scenario {scenario} was not part of this run");
+        }
+        if !self.models().iter().any(|m| m == model) {
+            return format!("{model} was not part of this run");
         }
         if let Some(sr) = self.result(model, scenario) {
             if let Some(why) = skipped(sr) {
