@@ -80,6 +80,10 @@ pub enum ContainerError {
 }
 
 /// The runtime: a state root holding one directory per container.
+///
+/// `create` (and `run`) clone the calling process fork-style straight into the container's
+/// namespaces, without glibc's fork handlers: call them from a single-threaded process (as
+/// `engine-oci` is), or at least while no other thread can hold a lock such as malloc's.
 #[derive(Debug, Clone)]
 pub struct Runtime {
     /// The state root (`/run/isolab` by default).
