@@ -664,3 +664,40 @@ fn root_a_pids_limit_holds() {
     );
     f.assert_nothing_left(&id);
 }
+
+#[test]
+fn root_the_workload_runs_as_pid_1_with_its_own_hostname() {
+    let workload = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/x86_64-unknown-linux-gnu/debug/workload");
+    if !workload.exists() {
+        eprintln!("skipping: build the workload first (cargo build -p workload)");
+        return;
+    }
+    let f = Fixture::new(&["/workload", "info"]);
+    std::fs::copy(&workload, f.bundle().join("rootfs/workload")).unwrap();
+    f.write_config(|s| {
+        s.set_hostname(Some("isolab-wl".into()));
+    });
+    let id = unique("workload");
+    let out = f
+        .oci()
+        .args(["run", "-b"])
+        .arg(f.bundle())
+        .arg(&id)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .expect("no RESULT line");
+    let result: Value = serde_json::from_str(json).unwrap();
+    assert_eq!(result["facts"]["pid"], "1");
+    assert_eq!(result["facts"]["hostname"], "isolab-wl");
+    f.assert_nothing_left(&id);
+}
