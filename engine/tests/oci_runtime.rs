@@ -701,3 +701,32 @@ fn root_the_workload_runs_as_pid_1_with_its_own_hostname() {
     assert_eq!(result["facts"]["hostname"], "isolab-wl");
     f.assert_nothing_left(&id);
 }
+
+#[test]
+fn root_an_image_symlink_cannot_aim_mounts_or_device_nodes_at_the_host() {
+    // An image whose /dev points at an absolute host directory: the tmpfs and the device
+    // nodes must land inside the rootfs, not in that host directory.
+    let f = Fixture::new(&["sh", "-c", "ls /dev/null"]);
+    let outside = f.dir.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, f.bundle().join("rootfs/dev")).unwrap();
+    let id = unique("symlink");
+    let out = f
+        .oci()
+        .args(["run", "-b"])
+        .arg(f.bundle())
+        .arg(&id)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_dir(&outside).unwrap().count(),
+        0,
+        "something was made outside the rootfs"
+    );
+    f.assert_nothing_left(&id);
+}
