@@ -730,3 +730,80 @@ fn root_an_image_symlink_cannot_aim_mounts_or_device_nodes_at_the_host() {
     );
     f.assert_nothing_left(&id);
 }
+
+#[test]
+fn root_an_image_built_with_engine_oci_runs_the_same_under_engine_oci_and_runc() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dir.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::copy("/bin/busybox", ctx.join("busybox")).unwrap();
+    std::fs::write(
+        ctx.join("Containerfile"),
+        "FROM scratch\nCOPY busybox /bin/busybox\n\
+         RUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox mkdir /made && echo built > /made/x\"]\n\
+         CMD [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox cat /made/x; /bin/busybox hostname\"]\n",
+    )
+    .unwrap();
+    let store = dir.path().join("store");
+    let engine = || {
+        let mut cmd = Command::cargo_bin("engine").unwrap();
+        cmd.arg("--root").arg(&store);
+        cmd
+    };
+    let oci = assert_cmd::cargo::cargo_bin("engine-oci");
+    engine()
+        .args(["image", "build", "--runtime"])
+        .arg(&oci)
+        .args(["-t", "isolab-t:1"])
+        .arg(&ctx)
+        .assert()
+        .success();
+    let bundle = dir.path().join("bundle");
+    engine()
+        .args(["image", "unpack", "isolab-t:1"])
+        .arg(&bundle)
+        .assert()
+        .success();
+    let id = unique("built");
+    let ours = Command::new(&oci)
+        .arg("--root")
+        .arg(dir.path().join("s1"))
+        .args(["run", "-b"])
+        .arg(&bundle)
+        .arg(&id)
+        .output()
+        .unwrap();
+    assert!(
+        ours.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ours.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ours.stdout).starts_with("built\n"));
+    if which_runc() {
+        let theirs = std::process::Command::new("runc")
+            .arg("--root")
+            .arg(dir.path().join("s2"))
+            .args(["run", "-b"])
+            .arg(&bundle)
+            .arg(&id)
+            .output()
+            .unwrap();
+        assert_eq!(
+            ours.stdout,
+            theirs.stdout,
+            "runc: {}",
+            String::from_utf8_lossy(&theirs.stderr)
+        );
+    }
+}
+
+fn which_runc() -> bool {
+    let found = std::process::Command::new("runc")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        eprintln!("runc is not installed: comparing with runc skipped");
+    }
+    found
+}
