@@ -26,7 +26,7 @@ pub const DEFAULT_ROOT: &str = "/run/isolab";
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
     /// The id has characters that could make a path.
-    #[error("invalid container id {0:?}: use 1-64 characters from [A-Za-z0-9_.-], not starting with '.'")]
+    #[error("invalid container id {0:?}: use 1-64 characters from [A-Za-z0-9_.-], not starting with '.' (and not \"network\", which the engine uses)")]
     BadId(String),
     /// A container with this id exists.
     #[error("container {0} already exists")]
