@@ -13,7 +13,8 @@ pub fn validate(id: &str) -> Result<(), ContainerError> {
         && !id.starts_with('.')
         && id
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        && !RESERVED.contains(&id);
     if ok {
         Ok(())
     } else {
