@@ -17,7 +17,7 @@ use oci_spec::runtime::{ContainerState, LinuxIdMapping, Spec};
 use super::state::{live_start_time, ContainerRecord};
 use super::{bundle, ContainerError, Runtime};
 use crate::cgroups::mode::CgroupMode;
-use crate::cgroups::{Cgroup, CgroupRoot};
+use crate::cgroups::Cgroup;
 use crate::network::{self, NetworkHandle, NetworkRequest};
 use crate::process::init::InitChannels;
 use crate::process::sync::{self, Pipes, Report};
@@ -392,12 +392,12 @@ fn needs_v1_join(plan: &Plan) -> bool {
 }
 
 fn cgroup_mode() -> CgroupMode {
-    crate::cgroups::mode::detect()
+    super::cgroup_root().map_or(CgroupMode::None, |r| r.mode())
 }
 
 /// Where the host's cgroup v2 hierarchy is mounted (v2 and hybrid hosts).
 fn v2_base() -> Option<PathBuf> {
-    CgroupRoot::detect().ok()?.unified().map(Path::to_path_buf)
+    super::cgroup_root().ok()?.unified().map(Path::to_path_buf)
 }
 
 /// The container's cgroup v2 directory, opened for CLONE_INTO_CGROUP, when it has one.
@@ -424,7 +424,7 @@ fn create_cgroup(
         .linux()
         .as_ref()
         .and_then(|l| l.resources().as_ref());
-    rollback.cgroup = Some(Cgroup::create(&CgroupRoot::detect()?, &path, resources)?);
+    rollback.cgroup = Some(Cgroup::create(&super::cgroup_root()?, &path, resources)?);
     Ok(())
 }
 

@@ -79,6 +79,17 @@ pub enum ContainerError {
     Injected(String),
 }
 
+/// The host's cgroup layout, read from /proc/self/mounts once per process (each
+/// operation needs it several times; mounts under /sys/fs/cgroup do not change meanwhile).
+pub fn cgroup_root() -> Result<crate::cgroups::CgroupRoot, crate::cgroups::CgroupError> {
+    static ROOT: std::sync::OnceLock<Option<crate::cgroups::CgroupRoot>> =
+        std::sync::OnceLock::new();
+    match ROOT.get_or_init(|| crate::cgroups::CgroupRoot::detect().ok()) {
+        Some(root) => Ok(root.clone()),
+        None => crate::cgroups::CgroupRoot::detect(),
+    }
+}
+
 /// The runtime: a state root holding one directory per container.
 ///
 /// `create` (and `run`) clone the calling process fork-style straight into the container's

@@ -12,7 +12,7 @@ use nix::unistd::Pid;
 
 use super::create::{CreateOptions, Created};
 use super::{ContainerError, Runtime};
-use crate::cgroups::{Cgroup, CgroupRoot};
+use crate::cgroups::Cgroup;
 use crate::process::sync::{self, Report};
 use crate::process::ProcessError;
 use crate::timings::Timings;
@@ -98,7 +98,7 @@ impl Runtime {
             None => (None, None),
         };
         let oom_killed = match &record.cgroup_path {
-            Some(path) => CgroupRoot::detect()
+            Some(path) => super::cgroup_root()
                 .and_then(|root| Cgroup::open(&root, path))
                 .is_ok_and(|cg| cg.oom_killed()),
             None => false,
