@@ -177,18 +177,23 @@ fn root_run_gives_pid_1_own_hostname_and_own_mounts() {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        names,
-        [
-            "cgroups",
-            "clone_namespaces",
-            "network",
-            "rootfs_overlay",
-            "pivot_root_mounts",
-            "process",
-            "exec"
-        ]
-    );
+    // cgroup_join only where v1 hierarchies need the init moved (v1 and hybrid hosts).
+    let v1 = std::fs::read_to_string("/proc/self/mounts")
+        .unwrap()
+        .lines()
+        .any(|l| l.contains(" cgroup "));
+    let mut expected = vec!["cgroups", "clone_namespaces"];
+    if v1 {
+        expected.push("cgroup_join");
+    }
+    expected.extend([
+        "network",
+        "rootfs_overlay",
+        "pivot_root_mounts",
+        "process",
+        "exec",
+    ]);
+    assert_eq!(names, expected);
     f.assert_nothing_left(&id);
 }
 
@@ -282,6 +287,10 @@ fn root_kill_by_number_and_sig_name_and_list() {
         .assert()
         .failure()
         .stderr(contains("invalid signal"));
+    f.oci()
+        .args(["kill", "--all", &id, "CONT"])
+        .assert()
+        .success();
     f.oci().args(["kill", &id, "9"]).assert().success();
     f.oci().args(["delete", "--force", &id]).assert().success();
     f.assert_nothing_left(&id);
@@ -806,4 +815,40 @@ fn which_runc() -> bool {
         eprintln!("runc is not installed: comparing with runc skipped");
     }
     found
+}
+
+#[test]
+fn root_kill_all_reaches_every_process_of_the_container() {
+    // PID 1 ignores TERM (no handler); its child does not: only --all ends the container.
+    let f = Fixture::new(&["sh", "-c", "sleep 60 & wait"]);
+    let id = unique("killall");
+    let (ok, log) = f.detached(
+        f.oci_std()
+            .args(["run", "-d", "-b"])
+            .arg(f.bundle())
+            .arg(&id),
+    );
+    assert!(ok, "{log}");
+    f.oci().args(["kill", &id, "TERM"]).assert().success();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(
+        f.state(&id)["status"],
+        "running",
+        "TERM reached more than PID 1"
+    );
+    f.oci()
+        .args(["kill", "--all", &id, "TERM"])
+        .assert()
+        .success();
+    let mut status = f.state(&id)["status"].clone();
+    for _ in 0..300 {
+        if status == "stopped" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        status = f.state(&id)["status"].clone();
+    }
+    assert_eq!(status, "stopped");
+    f.oci().args(["delete", &id]).assert().success();
+    f.assert_nothing_left(&id);
 }

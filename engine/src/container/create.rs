@@ -330,12 +330,14 @@ impl Runtime {
         record.pid = Some(pid.as_raw());
         record.pid_start_time = live_start_time(pid.as_raw());
         record.save(dir)?;
-        if !init.placed || needs_v1_join(plan) {
+        t.record("clone_namespaces", since);
+        if !init.placed || has_v1_hierarchies() {
+            let since = Instant::now();
             if let Some(cgroup) = &rollback.cgroup {
                 cgroup.add_process(pid.as_raw())?;
             }
+            t.record("cgroup_join", since);
         }
-        t.record("clone_namespaces", since);
 
         hook(opts, "network")?;
         let since = Instant::now();
@@ -371,24 +373,12 @@ impl Runtime {
     }
 }
 
-/// Whether the init, born in its v2 cgroup, must still be moved (into v1 controller
-/// hierarchies): on v1, or on a hybrid host when limits are set. Moving costs an RCU grace
-/// period (15-25 ms on the build host), the largest single step of a start, so a hybrid
-/// host without limits keeps the container in its unified (v2) cgroup only, as crun does.
-fn needs_v1_join(plan: &Plan) -> bool {
-    let resources = plan
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.resources().clone())
-        .unwrap_or_default();
-    let limited =
-        resources.memory().is_some() || resources.cpu().is_some() || resources.pids().is_some();
-    match cgroup_mode() {
-        CgroupMode::V2 => false,
-        CgroupMode::Hybrid => limited,
-        _ => true,
-    }
+/// Whether the init, born in its v2 cgroup, must still be moved into v1 controller
+/// hierarchies (v1 and hybrid hosts). Moving costs an RCU grace period (15-25 ms on the
+/// build host), the largest single step of a start; on a pure v2 host CLONE_INTO_CGROUP
+/// has done everything.
+fn has_v1_hierarchies() -> bool {
+    matches!(cgroup_mode(), CgroupMode::V1 | CgroupMode::Hybrid)
 }
 
 fn cgroup_mode() -> CgroupMode {
