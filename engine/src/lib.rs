@@ -5,6 +5,7 @@
 pub mod cgroups;
 pub mod cli;
 pub mod container;
+pub mod frontend;
 pub mod image;
 pub mod network;
 pub mod process;
