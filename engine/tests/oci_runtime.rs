@@ -113,6 +113,24 @@ impl Fixture {
     }
 }
 
+impl Drop for Fixture {
+    /// A failed assertion must not leave containers (and their cgroups) behind.
+    fn drop(&mut self) {
+        for entry in std::fs::read_dir(self.root())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let _ = self
+                .oci_std()
+                .arg("delete")
+                .arg("--force")
+                .arg(entry.file_name())
+                .output();
+        }
+    }
+}
+
 fn unique(name: &str) -> String {
     format!("isolab-t-{name}-{}", std::process::id())
 }
