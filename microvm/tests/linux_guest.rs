@@ -397,3 +397,29 @@ fn run_with_disk_and_tap_attaches_both_and_leaves_them_in_place() {
     );
     assert_eq!(std::fs::metadata(&disk).unwrap().len(), 1 << 20);
 }
+
+/// SIGTERM while the guest runs: the monitor stops the vCPUs, tears the VM down and
+/// exits 128+15 with a message, like the kernel-less guest.
+#[test]
+fn run_sigterm_tears_the_vm_down_and_exits_143() {
+    let Some(kernel) = host_kernel().filter(|_| kvm_present()) else {
+        println!("skipped: needs /dev/kvm and a /boot/vmlinuz-*");
+        return;
+    };
+    let child = Command::new(env!("CARGO_BIN_EXE_microvm"))
+        .args(["run", "--force", "--timeout", "60", "--kernel"])
+        .arg(&kernel)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: kill(2) on the pid of a child this test spawned and has not reaped.
+    let sent = unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert_eq!(sent, 0);
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(143), "{stderr}");
+    assert!(stderr.contains("signal 15"), "{stderr}");
+}

@@ -35,6 +35,7 @@ use crate::devices::virtio::net::{open_tap, Net, TapError};
 use crate::devices::virtio::VirtioDevice;
 use crate::kvm_flavor::{self, KvmFlavor};
 use crate::stats::{ExitStats, Phases, StatsReport};
+use crate::vstate::kick::terminated_by;
 use crate::vstate::memory::{self, MemoryError};
 use crate::vstate::vcpu::{install_kick_handler, ioctl, Kicker, StopReason, Vcpu, VcpuError};
 use crate::vstate::vm::{Vm, VmConfig, VmError};
@@ -163,6 +164,8 @@ pub enum Outcome {
     ResetWithoutStatus,
     /// `--timeout` expired.
     TimedOut(Duration),
+    /// SIGINT, SIGTERM or SIGHUP ended the VM (this signal).
+    Terminated(i32),
     /// A vCPU stopped for another reason.
     Stopped(StopReason),
 }
@@ -173,6 +176,7 @@ impl Outcome {
         match self {
             Outcome::Exited(code) => i32::from(*code),
             Outcome::TimedOut(_) => TIMEOUT_EXIT_CODE,
+            Outcome::Terminated(signal) => 128 + signal,
             _ => MONITOR_FAILURE_EXIT_CODE,
         }
     }
@@ -185,6 +189,7 @@ impl Outcome {
                 "guest reset without reporting an exit status (kernel panic, or an init that is not isolab's workload)".into(),
             ),
             Outcome::TimedOut(t) => Some(format!("guest ran longer than --timeout {}s; stopped", t.as_secs_f64())),
+            Outcome::Terminated(signal) => Some(format!("stopped by signal {signal}; the VM was torn down")),
             Outcome::Stopped(StopReason::Failed(why)) => Some(format!("guest stopped: {why}")),
             Outcome::Stopped(other) => Some(format!("guest stopped: {other:?}")),
         }
@@ -633,6 +638,9 @@ fn conclude(
         .exit_status();
     let outcome = match (first, status) {
         (_, Some(code)) => Outcome::Exited(code),
+        (_, None) if terminated_by().is_some() => {
+            Outcome::Terminated(terminated_by().unwrap_or_default())
+        }
         (None, None) => Outcome::TimedOut(timeout.unwrap_or_default()),
         (Some((_, Ok(StopReason::Shutdown), _)), None) => Outcome::ResetWithoutStatus,
         (Some((_, Ok(reason), _)), None) => Outcome::Stopped(reason),
