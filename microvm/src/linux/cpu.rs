@@ -50,11 +50,23 @@ pub fn boot_gdt() -> [u64; 5] {
     ]
 }
 
-fn segment(entry: u64, selector: u16) -> kvm_segment {
+/// A descriptor's limit in bytes, as KVM takes it: page-granular limits (G set) are
+/// scaled, so a flat segment reaches 4 GiB and not 1 MiB.
+fn byte_limit(entry: u64) -> u32 {
+    let limit = (((entry >> 32) & 0xf_0000) | (entry & 0xffff)) as u32;
+    if (entry >> 55) & 1 == 1 {
+        (limit << 12) | 0xfff
+    } else {
+        limit
+    }
+}
+
+/// The KVM segment register a GDT `entry` loads with `selector`.
+pub fn segment(entry: u64, selector: u16) -> kvm_segment {
     let bit = |n: u32| ((entry >> n) & 1) as u8;
     kvm_segment {
         base: ((entry >> 16) & 0xff_ffff) | (((entry >> 56) & 0xff) << 24),
-        limit: (((entry >> 32) & 0xf_0000) | (entry & 0xffff)) as u32,
+        limit: byte_limit(entry),
         selector,
         type_: ((entry >> 40) & 0xf) as u8,
         present: bit(47),
@@ -135,6 +147,11 @@ mod tests {
             (0x10, 1, 0, 0)
         );
         assert_eq!((sregs.cs.type_, sregs.cs.present, sregs.cs.s), (0xb, 1, 1));
+        assert_eq!(
+            (sregs.cs.limit, sregs.cs.g),
+            (0xffff_ffff, 1),
+            "page-granular limit in bytes"
+        );
         assert_eq!(
             (sregs.ds.selector, sregs.ss.type_, sregs.ss.db),
             (0x18, 0x3, 1)

@@ -46,3 +46,9 @@ pub const APIC_ADDR: u32 = 0xfee0_0000;
 pub const MIN_MEM_MIB: u64 = 32;
 /// Largest guest memory `run` accepts.
 pub const MAX_MEM_MIB: u64 = 64 * 1024;
+/// The PVH `hvm_start_info` (RBX points here when an ELF kernel is entered by PVH).
+pub const PVH_INFO_ADDR: u64 = 0x6000;
+/// The PVH module list (the initrd).
+pub const PVH_MODLIST_ADDR: u64 = 0x6040;
+/// The PVH memory map (the e820 entries, at most 8 here).
+pub const PVH_MEMMAP_ADDR: u64 = 0x6080;

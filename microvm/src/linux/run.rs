@@ -27,6 +27,7 @@ use super::layout::{
 };
 use super::loader::{self, LoadError, LoadedKernel};
 use super::mptable::{self, MptableError, MAX_VCPUS};
+use super::pvh;
 use crate::arch::x86_64::{cpuid, msr};
 use crate::devices::bus::{Bus, BusError};
 use crate::devices::virtio::block::{Block, BlockError};
@@ -440,7 +441,11 @@ fn load_boot_data(
     mem.write_obj(params, GuestAddress(ZERO_PAGE_ADDR))
         .map_err(guest("the zero page"))?;
     mptable::write(mem, options.vcpus)?;
-    cpu::write_boot_tables(mem).map_err(guest("the boot page tables and GDT"))
+    cpu::write_boot_tables(mem).map_err(guest("the boot page tables and GDT"))?;
+    if kernel.pvh_entry.is_some() {
+        pvh::write(mem, CMDLINE_ADDR, initrd, &page.e820).map_err(guest("the PVH start info"))?;
+    }
+    Ok(())
 }
 
 /// Places the initrd at the top of low memory; returns (address, size).
@@ -486,9 +491,15 @@ fn setup_vcpu(vm: &Vm, index: u8, count: u8, kernel: &LoadedKernel) -> Result<Vc
         let sregs = fd
             .get_sregs()
             .map_err(ioctl("reading the system registers"))?;
-        fd.set_sregs(&cpu::boot_sregs(sregs))
+        // An ELF kernel with a PVH note starts at its 32-bit PVH entry; otherwise the
+        // 64-bit boot protocol (bzImage, or ELF without the note).
+        let (sregs, regs) = match kernel.pvh_entry {
+            Some(entry) => (pvh::sregs(sregs), pvh::regs(entry)),
+            None => (cpu::boot_sregs(sregs), cpu::boot_regs(kernel.entry)),
+        };
+        fd.set_sregs(&sregs)
             .map_err(ioctl("setting the system registers"))?;
-        fd.set_regs(&cpu::boot_regs(kernel.entry))
+        fd.set_regs(&regs)
             .map_err(ioctl("setting the boot registers"))?;
         fd.set_fpu(&crate::arch::x86_64::regs::initial_fpu())
             .map_err(ioctl("setting the FPU state"))?;
