@@ -38,12 +38,12 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/isolab-kernel-build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 tar -xf "$tarball" -C "$work"
 src="$work/$version"
-make -C "$src" -s tinyconfig
+make -C "$src" -s ARCH=x86_64 tinyconfig
 args=()
 for opt in "${options[@]}"; do args+=(--enable "$opt"); done
 "$src/scripts/config" --file "$src/.config" "${args[@]}" --disable MODULES
-make -C "$src" -s olddefconfig
-make -C "$src" -s -j"$(nproc)" bzImage vmlinux
+make -C "$src" -s ARCH=x86_64 olddefconfig
+make -C "$src" -s ARCH=x86_64 -j"$(nproc)" bzImage vmlinux
 mkdir -p "$build"
 cp "$src/arch/x86/boot/bzImage" "$src/vmlinux" "$src/.config" "$build/"
 echo "$build/bzImage"
