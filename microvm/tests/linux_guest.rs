@@ -377,12 +377,15 @@ fn run_with_disk_and_tap_attaches_both_and_leaves_them_in_place() {
         .unwrap()
         .set_len(1 << 20)
         .unwrap();
+    let initrd = build_initramfs(dir.path());
     let output = run_forced()
         .arg("--kernel")
         .arg(&kernel)
+        .arg("--initrd")
+        .arg(&initrd)
         .arg("--disk")
         .arg(&disk)
-        .args(["--net", &tap.0, "--timeout", "2", "--stats"])
+        .args(["--net", &tap.0, "--timeout", "2", "--stats", "--", "ready"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -406,9 +409,16 @@ fn run_sigterm_tears_the_vm_down_and_exits_143() {
         println!("skipped: needs /dev/kvm and a /boot/vmlinuz-*");
         return;
     };
+    // The guest idles until killed: still booting on PVM, waiting in the workload on
+    // hardware KVM.
+    let dir = tempfile::tempdir().unwrap();
+    let initrd = build_initramfs(dir.path());
     let child = Command::new(env!("CARGO_BIN_EXE_microvm"))
         .args(["run", "--force", "--timeout", "60", "--kernel"])
         .arg(&kernel)
+        .arg("--initrd")
+        .arg(&initrd)
+        .args(["--", "idle"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -422,4 +432,31 @@ fn run_sigterm_tears_the_vm_down_and_exits_143() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(143), "{stderr}");
     assert!(stderr.contains("signal 15"), "{stderr}");
+}
+
+/// Four vCPUs, three of them parked waiting for the kernel's startup IPI: --timeout
+/// still stops every one and the monitor exits (a lost kick would hang here).
+#[test]
+fn run_with_four_vcpus_stops_them_all_at_timeout() {
+    let Some(kernel) = host_kernel().filter(|_| kvm_present()) else {
+        println!("skipped: needs /dev/kvm and a /boot/vmlinuz-*");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let initrd = build_initramfs(dir.path());
+    let output = run_forced()
+        .arg("--kernel")
+        .arg(&kernel)
+        .arg("--initrd")
+        .arg(&initrd)
+        .args(["--vcpus", "4", "--timeout", "2", "--stats", "--", "ready"])
+        .timeout(std::time::Duration::from_secs(120))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    match output.status.code() {
+        Some(124) => assert!(stderr.contains("STATS {"), "{stderr}"),
+        Some(0) => assert!(String::from_utf8_lossy(&output.stdout).contains("READY")), // hardware KVM
+        other => panic!("unexpected exit {other:?}: {stderr}"),
+    }
 }
