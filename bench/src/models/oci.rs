@@ -1,0 +1,182 @@
+//! The OCI bundle every container model runs: the workload in a `FROM scratch` image
+//! built by isolab's `engine`, unpacked once, then driven by isolab's `engine-oci` or by
+//! runc, crun or youki, so each runtime runs exactly the same files.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use super::{Env, Launch, Model, Observed, Placement, Prepared};
+
+/// The image name the harness builds.
+pub const IMAGE: &str = "isolab-bench-workload";
+
+/// An unpacked bundle whose `config.json` is rewritten per launch.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    /// The bundle directory (`config.json`, `rootfs/`).
+    pub dir: PathBuf,
+    template: Spec,
+}
+
+impl Bundle {
+    /// Builds the image under `image_root` and unpacks it into `dir`.
+    pub fn build(env: &Env, image_root: &Path, dir: &Path) -> Result<Self, String> {
+        let context = env.scratch.join("image-context");
+        std::fs::create_dir_all(&context)
+            .map_err(|e| format!("creating {}: {e}", context.display()))?;
+        std::fs::copy(&env.tools.workload, context.join("workload"))
+            .map_err(|e| format!("copying {}: {e}", env.tools.workload.display()))?;
+        std::fs::write(
+            context.join("Containerfile"),
+            "FROM scratch\nCOPY workload /workload\nENTRYPOINT [\"/workload\"]\n",
+        )
+        .map_err(|e| format!("writing the Containerfile: {e}"))?;
+        let engine = |args: &[&str]| -> Result<(), String> {
+            let mut cmd = Command::new(&env.tools.engine);
+            cmd.arg("--root").arg(image_root).args(args);
+            run_quiet(cmd)
+        };
+        let ctx = context.to_string_lossy().into_owned();
+        engine(&["image", "build", "-t", IMAGE, &ctx])?;
+        engine(&["image", "unpack", IMAGE, &dir.to_string_lossy()])?;
+        let config = dir.join("config.json");
+        let template =
+            Spec::load(&config).map_err(|e| format!("reading {}: {e}", config.display()))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            template,
+        })
+    }
+
+    /// Writes `config.json` for one launch: the workload's arguments and, when asked,
+    /// the host's network namespace (so a peer on the host's loopback is reachable).
+    pub fn configure(&self, launch: &Launch) -> Result<(), String> {
+        let mut spec = self.template.clone();
+        let mut args = vec!["/workload".to_owned()];
+        args.extend(launch.args.iter().cloned());
+        if let Some(p) = spec.process_mut() {
+            p.set_args(Some(args));
+        }
+        if launch.host_network {
+            if let Some(ns) = spec
+                .linux_mut()
+                .as_mut()
+                .and_then(|l| l.namespaces_mut().as_mut())
+            {
+                ns.retain(|n| n.typ() != LinuxNamespaceType::Network);
+            }
+        }
+        let path = self.dir.join("config.json");
+        spec.save(&path)
+            .map_err(|e| format!("writing {}: {e}", path.display()))
+    }
+}
+
+/// Runs `cmd` to completion; its stderr becomes the error.
+pub fn run_quiet(mut cmd: Command) -> Result<(), String> {
+    let shown = format!("{cmd:?}");
+    let out = cmd.output().map_err(|e| format!("running {shown}: {e}"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    Err(format!("{shown} failed ({}): {}", out.status, err.trim()))
+}
+
+/// An external OCI runtime (runc, crun, youki) on the shared bundle.
+#[derive(Debug)]
+pub struct ExternalRuntime {
+    /// Model and program name.
+    pub name: &'static str,
+    /// One-line description.
+    pub description: &'static str,
+    /// The program, when found.
+    pub program: Option<PathBuf>,
+    /// Why it cannot run on this host, decided before trying (e.g. crun on hybrid).
+    pub refusal: Option<String>,
+    env: Env,
+    bundle: Option<Bundle>,
+}
+
+impl ExternalRuntime {
+    /// A runtime model that runs `PROGRAM --root STATE run --bundle B ID`.
+    pub fn new(env: &Env, name: &'static str, description: &'static str) -> Self {
+        Self {
+            name,
+            description,
+            program: super::find_in_path(name),
+            refusal: None,
+            env: env.clone(),
+            bundle: None,
+        }
+    }
+
+    fn state_root(&self) -> PathBuf {
+        self.env.scratch.join(format!("{}-state", self.name))
+    }
+}
+
+impl Model for ExternalRuntime {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn description(&self) -> &'static str {
+        self.description
+    }
+
+    fn placement(&self) -> Placement {
+        Placement::Container
+    }
+
+    fn prepare(&mut self) -> Result<Prepared, String> {
+        let program = self.program.clone().ok_or_else(|| {
+            format!(
+                "{} not found in PATH (install it, e.g. `apt-get install {}`)",
+                self.name, self.name
+            )
+        })?;
+        if let Some(why) = &self.refusal {
+            return Err(why.clone());
+        }
+        let dir = self.env.scratch.join(format!("{}-bundle", self.name));
+        self.bundle = Some(Bundle::build(
+            &self.env,
+            &self.env.scratch.join("images"),
+            &dir,
+        )?);
+        Ok(Prepared {
+            version: super::tool_version(&program),
+            emulated: false,
+        })
+    }
+
+    fn command(&self, launch: &Launch) -> Result<Command, String> {
+        let (Some(program), Some(bundle)) = (&self.program, &self.bundle) else {
+            return Err(format!("{} was not prepared", self.name));
+        };
+        bundle.configure(launch)?;
+        let mut cmd = Command::new(program);
+        cmd.arg("--root").arg(self.state_root());
+        cmd.args(["run", "--bundle"])
+            .arg(&bundle.dir)
+            .arg(&launch.id);
+        Ok(cmd)
+    }
+
+    fn observe(&self, _stderr: &str) -> Observed {
+        Observed::default()
+    }
+
+    fn cleanup(&self, id: &str) {
+        if let Some(program) = &self.program {
+            let mut cmd = Command::new(program);
+            cmd.arg("--root")
+                .arg(self.state_root())
+                .args(["delete", "--force", id]);
+            let _ = cmd.output();
+        }
+    }
+}

@@ -1,0 +1,340 @@
+//! A run: prepare each model (skipping, with the reason, those this host cannot run),
+//! then take warm-ups and measured samples, interleaving models and scenarios in an
+//! order shuffled by `--seed` so drift on the host hits every model alike. Each sample
+//! is bounded by `--timeout`; a crash or hang is a failed sample. `results.json` is
+//! rewritten after every sample.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::models::{self, Env, Model, Tools};
+use crate::progress::Progress;
+use crate::results::{
+    ModelStatus, Results, ResultsError, RunConfig, Sample, ScenarioResult, Summary,
+};
+use crate::scenarios::{self, Ctx, Params, Scenario};
+
+/// A run failed as a whole (single samples fail on their own, inside the results).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The output directory could not be made.
+    #[error("creating the output directory {path}: {source}")]
+    OutDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The scratch directory could not be made.
+    #[error("creating a scratch directory in the temp dir ($TMPDIR): {0}")]
+    Scratch(std::io::Error),
+    /// The results file could not be written.
+    #[error(transparent)]
+    Results(#[from] ResultsError),
+    /// No model can run on this host.
+    #[error("none of the models asked for can run here ({0}); see `bench doctor`")]
+    NoModel(String),
+}
+
+/// Everything a run needs.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Models, scenarios, iterations, seed, sizes.
+    pub config: RunConfig,
+    /// Where `results.json` goes.
+    pub out: PathBuf,
+    /// Deadline of one instance.
+    pub timeout: Duration,
+    /// The binaries.
+    pub tools: Tools,
+}
+
+/// One (model, scenario, params) to sample.
+#[derive(Debug)]
+struct Cell {
+    model: usize,
+    scenario: Box<dyn Scenario>,
+    params: Params,
+    result: usize,
+}
+
+/// Runs the whole plan; returns the results (also saved in `OUT/results.json`).
+pub fn run(opts: &RunOptions) -> Result<Results, RunError> {
+    std::fs::create_dir_all(&opts.out).map_err(|source| RunError::OutDir {
+        path: opts.out.clone(),
+        source,
+    })?;
+    let scratch = tempfile::Builder::new()
+        .prefix("isolab-bench-")
+        .tempdir()
+        .map_err(RunError::Scratch)?;
+    let env = Env {
+        tools: opts.tools.clone(),
+        scratch: scratch.path().to_path_buf(),
+        kvm: microvm::kvm_flavor::detect(),
+        cgroups: engine::cgroups::mode::detect(),
+    };
+    let path = opts.out.join("results.json");
+    let mut results = new_results(&opts.config);
+    let mut models = models::by_names(&env, &opts.config.models);
+    results.models = prepare_all(&mut models, &env, opts.timeout);
+    results.save(&path)?;
+    let available: Vec<usize> = (0..models.len())
+        .filter(|i| results.models[*i].available)
+        .collect();
+    if available.is_empty() {
+        return Err(RunError::NoModel(skip_summary(&results.models)));
+    }
+    let cells = plan(&models, &available, &opts.config, &mut results);
+    results.save(&path)?;
+    measure(&models, &cells, opts, &env, &mut results, &path)?;
+    results.finished_at = Some(crate::clock::now_rfc3339());
+    results.save(&path)?;
+    Ok(results)
+}
+
+fn new_results(config: &RunConfig) -> Results {
+    Results {
+        schema_version: crate::results::SCHEMA_VERSION,
+        host: crate::host::gather(),
+        config: config.clone(),
+        started_at: crate::clock::now_rfc3339(),
+        finished_at: None,
+        models: Vec::new(),
+        scenarios: Vec::new(),
+    }
+}
+
+fn skip_summary(models: &[ModelStatus]) -> String {
+    let reasons: Vec<String> = models
+        .iter()
+        .map(|m| format!("{}: {}", m.name, m.skip_reason.as_deref().unwrap_or("?")))
+        .collect();
+    reasons.join("; ")
+}
+
+/// Prepares each model and tries one `workload ready` in it; a model that fails either
+/// is skipped with the reason.
+fn prepare_all(models: &mut [Box<dyn Model>], env: &Env, timeout: Duration) -> Vec<ModelStatus> {
+    models
+        .iter_mut()
+        .map(|m| {
+            let prepared = m
+                .prepare()
+                .and_then(|p| trial(m.as_ref(), env, timeout).map(|()| p));
+            ModelStatus {
+                name: m.name().to_owned(),
+                description: m.description().to_owned(),
+                available: prepared.is_ok(),
+                emulated: prepared.as_ref().is_ok_and(|p| p.emulated),
+                version: prepared.as_ref().ok().and_then(|p| p.version.clone()),
+                skip_reason: prepared.err(),
+            }
+        })
+        .collect()
+}
+
+fn trial(model: &dyn Model, env: &Env, timeout: Duration) -> Result<(), String> {
+    let ctx = context(model, env, timeout, true);
+    scenarios::run_to_exit(&ctx, &["ready"], false)
+        .map(|_| ())
+        .map_err(|e| format!("a trial `workload ready` failed: {e}"))
+}
+
+fn context<'a>(model: &'a dyn Model, env: &'a Env, timeout: Duration, quick: bool) -> Ctx<'a> {
+    Ctx {
+        model,
+        timeout,
+        quick,
+        tools: &env.tools,
+        scratch: env.scratch.clone(),
+    }
+}
+
+/// The cells to sample, with an (empty) result entry for each, and a skipped entry for
+/// each scenario a model cannot run.
+fn plan(
+    models: &[Box<dyn Model>],
+    available: &[usize],
+    config: &RunConfig,
+    results: &mut Results,
+) -> Vec<Cell> {
+    let mut cells = Vec::new();
+    for name in &config.scenarios {
+        let Some(probe) = scenarios::by_name(name) else {
+            continue;
+        };
+        for params in probe.params(config) {
+            for &model in available {
+                let skipped = models[model].unsupported(name);
+                results.scenarios.push(empty_result(
+                    models[model].name(),
+                    name,
+                    &params,
+                    skipped.clone(),
+                ));
+                if skipped.is_none() {
+                    let Some(scenario) = scenarios::by_name(name) else {
+                        continue;
+                    };
+                    let result = results.scenarios.len() - 1;
+                    cells.push(Cell {
+                        model,
+                        scenario,
+                        params: params.clone(),
+                        result,
+                    });
+                }
+            }
+        }
+    }
+    cells
+}
+
+fn empty_result(
+    model: &str,
+    scenario: &str,
+    params: &Params,
+    skipped: Option<String>,
+) -> ScenarioResult {
+    ScenarioResult {
+        model: model.to_owned(),
+        scenario: scenario.to_owned(),
+        params: params.clone(),
+        samples: Vec::new(),
+        summary: BTreeMap::new(),
+        skipped,
+    }
+}
+
+/// Rounds of warm-ups then measured iterations; each round visits every cell once in
+/// a seeded random order. Cells measured once (density) run in the first measured round.
+fn measure(
+    models: &[Box<dyn Model>],
+    cells: &[Cell],
+    opts: &RunOptions,
+    env: &Env,
+    results: &mut Results,
+    path: &Path,
+) -> Result<(), RunError> {
+    let (warmup, iterations) = (opts.config.warmup, opts.config.iterations);
+    let progress = Progress::new(total_samples(cells, warmup, iterations));
+    let mut rng = fastrand::Rng::with_seed(opts.config.seed);
+    for round in 0..warmup + iterations {
+        let mut order: Vec<&Cell> = cells
+            .iter()
+            .filter(|c| !c.scenario.once() || round == warmup)
+            .collect();
+        rng.shuffle(&mut order);
+        for cell in order {
+            if crate::interrupt::requested() {
+                progress.finish();
+                eprintln!("interrupted: stopped after the sample in flight; partial results kept");
+                return Ok(());
+            }
+            let model = models[cell.model].as_ref();
+            progress.start(&format!("{} {}", model.name(), cell.scenario.name()));
+            let ctx = context(model, env, opts.timeout, opts.config.quick);
+            let sample = take_sample(&ctx, cell, round.saturating_sub(warmup));
+            progress.done();
+            if round >= warmup {
+                record(&mut results.scenarios[cell.result], sample, &progress);
+                results.save(path)?;
+            }
+        }
+    }
+    progress.finish();
+    Ok(())
+}
+
+fn total_samples(cells: &[Cell], warmup: u32, iterations: u32) -> u64 {
+    cells
+        .iter()
+        .map(|c| {
+            if c.scenario.once() {
+                1
+            } else {
+                u64::from(warmup + iterations)
+            }
+        })
+        .sum()
+}
+
+fn take_sample(ctx: &Ctx<'_>, cell: &Cell, iteration: u32) -> Sample {
+    match cell.scenario.sample(ctx, &cell.params) {
+        Ok(m) => Sample {
+            iteration,
+            ok: true,
+            error: None,
+            metrics: m.metrics,
+            phases: m.phases,
+            facts: m.facts,
+        },
+        Err(error) => Sample {
+            iteration,
+            ok: false,
+            error: Some(error),
+            metrics: BTreeMap::new(),
+            phases: Vec::new(),
+            facts: BTreeMap::new(),
+        },
+    }
+}
+
+fn record(result: &mut ScenarioResult, sample: Sample, progress: &Progress) {
+    if let Some(error) = &sample.error {
+        progress.note(&format!(
+            "{} {}: failed sample: {error}",
+            result.model, result.scenario
+        ));
+    }
+    result.samples.push(sample);
+    result.summary = summarize(&result.samples);
+}
+
+/// Per metric: statistics over the successful samples.
+pub fn summarize(samples: &[Sample]) -> BTreeMap<String, Summary> {
+    let mut values: BTreeMap<&str, (Vec<f64>, &str)> = BTreeMap::new();
+    for s in samples.iter().filter(|s| s.ok) {
+        for (name, m) in &s.metrics {
+            let entry = values.entry(name).or_insert_with(|| (Vec::new(), &m.unit));
+            entry.0.push(m.value);
+        }
+    }
+    values
+        .into_iter()
+        .filter_map(|(name, (v, unit))| Some((name.to_owned(), crate::stats::summarize(&v, unit)?)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::Measure;
+
+    fn sample(ok: bool, v: f64) -> Sample {
+        Sample {
+            iteration: 0,
+            ok,
+            error: None,
+            metrics: BTreeMap::from([(
+                "x_ms".to_owned(),
+                Measure {
+                    value: v,
+                    unit: "ms".into(),
+                },
+            )]),
+            phases: Vec::new(),
+            facts: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn failed_samples_are_left_out_of_the_summary() {
+        let s = summarize(&[sample(true, 1.0), sample(false, 100.0), sample(true, 3.0)]);
+        assert_eq!(s["x_ms"].n, 2);
+        assert_eq!(s["x_ms"].median, 2.0);
+        assert_eq!(s["x_ms"].unit, "ms");
+    }
+}

@@ -1,0 +1,109 @@
+//! `density`: N idle instances started at once. Measures how long until all printed
+//! `READY`, how many failed, and the drop in the host's `MemAvailable` per instance.
+//! Run once per model and N (`--density`), without warm-up: it is a capacity test.
+
+use std::time::{Duration, Instant};
+
+use super::memory::{stop, SETTLE};
+use super::{launch, Ctx, Measured, Params, Scenario};
+use crate::process::procfs;
+use crate::results::RunConfig;
+
+/// The density scenario.
+#[derive(Debug)]
+pub struct Density;
+
+/// Instance counts of `--quick`.
+pub const QUICK_COUNTS: &[u32] = &[1, 5];
+
+impl Scenario for Density {
+    fn name(&self) -> &'static str {
+        "density"
+    }
+
+    fn params(&self, config: &RunConfig) -> Vec<Params> {
+        config
+            .density
+            .iter()
+            .map(|n| Params::from([("instances".to_owned(), n.to_string())]))
+            .collect()
+    }
+
+    fn once(&self) -> bool {
+        true
+    }
+
+    fn sample(&self, ctx: &Ctx<'_>, params: &Params) -> Result<Measured, String> {
+        let n: u32 = params
+            .get("instances")
+            .and_then(|v| v.parse().ok())
+            .ok_or("density needs an `instances` parameter")?;
+        let before = procfs::mem_available_kib().ok_or("cannot read MemAvailable")?;
+        let start = Instant::now();
+        let mut running = Vec::new();
+        let mut failures = 0u32;
+        for _ in 0..n {
+            match launch(ctx, &["idle"], false) {
+                Ok(pair) => running.push(pair),
+                Err(_) => failures += 1,
+            }
+        }
+        let mut ready = 0u32;
+        for (instance, _) in &mut running {
+            let left = ctx.timeout.saturating_sub(instance.started().elapsed());
+            match instance.wait_ready(left.max(Duration::from_millis(1))) {
+                Ok(_) => ready += 1,
+                Err(_) => failures += 1,
+            }
+        }
+        let all_ready = start.elapsed();
+        std::thread::sleep(SETTLE);
+        let after = procfs::mem_available_kib().unwrap_or(before);
+        for (instance, l) in &mut running {
+            stop(instance);
+            ctx.model.cleanup(&l.id);
+        }
+        Ok(figures(
+            n,
+            ready,
+            failures,
+            before.saturating_sub(after),
+            all_ready,
+        ))
+    }
+}
+
+fn figures(n: u32, ready: u32, failures: u32, drop_kib: u64, all_ready: Duration) -> Measured {
+    let mut m = Measured::default();
+    m.metric("instances", f64::from(n), "instances");
+    m.metric("ready", f64::from(ready), "instances");
+    m.metric("failures", f64::from(failures), "instances");
+    m.metric("mem_available_drop_kib", drop_kib as f64, "KiB");
+    m.metric(
+        "mem_available_drop_per_instance_kib",
+        drop_kib as f64 / f64::from(ready.max(1)),
+        "KiB",
+    );
+    m.metric("all_ready_ms", all_ready.as_secs_f64() * 1e3, "ms");
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_instance_drop_divides_by_ready_instances() {
+        let m = figures(10, 8, 2, 8000, Duration::from_millis(5));
+        assert_eq!(
+            m.metrics["mem_available_drop_per_instance_kib"].value,
+            1000.0
+        );
+        assert_eq!(m.metrics["failures"].value, 2.0);
+        let none = figures(1, 0, 1, 0, Duration::ZERO);
+        assert_eq!(
+            none.metrics["mem_available_drop_per_instance_kib"].value,
+            0.0
+        );
+    }
+}

@@ -1,0 +1,81 @@
+//! `net`: TCP round-trip latency and stream throughput between the workload in the
+//! model and a peer on the host (`workload net --serve 127.0.0.1:PORT`, run natively by
+//! the harness). Container models join the host's network namespace for this scenario
+//! so the peer on loopback is reachable; the fact `network` says so.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use super::memory::stop;
+use super::throughput::from_results;
+use super::{run_to_exit, Ctx, Measured, Params, Scenario};
+use crate::models::Placement;
+use crate::process::Instance;
+
+/// The net scenario.
+#[derive(Debug)]
+pub struct Net;
+
+impl Scenario for Net {
+    fn name(&self) -> &'static str {
+        "net"
+    }
+
+    fn sample(&self, ctx: &Ctx<'_>, _params: &Params) -> Result<Measured, String> {
+        let addr = free_loopback_port()?;
+        let mut peer = start_peer(ctx, addr)?;
+        let (trips, mib) = if ctx.quick {
+            ("200", "8")
+        } else {
+            ("5000", "256")
+        };
+        let target = addr.to_string();
+        let args = [
+            "net",
+            "--connect",
+            &target,
+            "--round-trips",
+            trips,
+            "--stream-mib",
+            mib,
+        ];
+        let outcome = run_to_exit(ctx, &args, true);
+        stop(&mut peer);
+        let (_, finished) = outcome?;
+        let mut m = from_results(&finished.stdout, "net")?;
+        if ctx.model.placement() == Placement::Container {
+            m.facts
+                .insert("network".into(), "host network namespace (loopback)".into());
+        }
+        m.absorb(ctx.model.observe(&finished.stderr));
+        Ok(m)
+    }
+}
+
+/// A loopback address with a port that was free a moment ago.
+fn free_loopback_port() -> Result<SocketAddr, String> {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .map_err(|e| format!("binding loopback: {e}"))?;
+    l.local_addr()
+        .map_err(|e| format!("reading the bound port: {e}"))
+}
+
+/// Starts the native peer and waits until it accepts connections.
+fn start_peer(ctx: &Ctx<'_>, addr: SocketAddr) -> Result<Instance, String> {
+    let mut cmd = Command::new(&ctx.tools.workload);
+    cmd.args(["net", "--serve", &addr.to_string()]);
+    let mut peer = Instance::spawn(cmd).map_err(|e| format!("net peer: {e}"))?;
+    let deadline = Instant::now() + ctx.timeout.min(Duration::from_secs(10));
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+            return Ok(peer);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let err = stop(&mut peer);
+    Err(format!(
+        "the net peer never listened on {addr}{}",
+        crate::process::tail(&err)
+    ))
+}

@@ -1,0 +1,149 @@
+//! The terminal summary printed at the end of a run: per scenario, model and metric the
+//! median and the p5..p95 spread, failed samples, skipped models and statistical
+//! warnings, all read from the same `Results` the report uses.
+
+use std::fmt::Write;
+
+use crate::results::{Results, ScenarioResult};
+
+/// The summary as text.
+pub fn render(results: &Results) -> String {
+    let mut rows = vec![header()];
+    for s in &results.scenarios {
+        rows.extend(rows_of(s));
+    }
+    let mut out = format_rows(&rows);
+    for m in results.models.iter().filter(|m| !m.available) {
+        let _ = writeln!(
+            out,
+            "skipped {}: {}",
+            m.name,
+            m.skip_reason.as_deref().unwrap_or("?")
+        );
+    }
+    for m in results.models.iter().filter(|m| m.emulated) {
+        let _ = writeln!(
+            out,
+            "note: {} ran emulated (no hardware virtualization): its figures are not a VM's cost",
+            m.name
+        );
+    }
+    for s in &results.scenarios {
+        for (metric, sum) in &s.summary {
+            if let Some(w) = &sum.warning {
+                let _ = writeln!(out, "warning: {} {} {metric}: {w}", s.model, label(s));
+            }
+        }
+    }
+    out
+}
+
+fn header() -> Vec<String> {
+    [
+        "scenario", "model", "metric", "median", "p5..p95", "unit", "ok/n",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// `startup` or `density instances=10`.
+fn label(s: &ScenarioResult) -> String {
+    let params: Vec<String> = s.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    if params.is_empty() {
+        s.scenario.clone()
+    } else {
+        format!("{} {}", s.scenario, params.join(","))
+    }
+}
+
+fn rows_of(s: &ScenarioResult) -> Vec<Vec<String>> {
+    let ok = s.samples.iter().filter(|x| x.ok).count();
+    let counts = format!("{ok}/{}", s.samples.len());
+    if let Some(why) = &s.skipped {
+        return vec![vec![
+            label(s),
+            s.model.clone(),
+            format!("skipped: {why}"),
+            String::new(),
+            String::new(),
+            String::new(),
+            counts,
+        ]];
+    }
+    if s.summary.is_empty() {
+        let why = s
+            .samples
+            .iter()
+            .find_map(|x| x.error.clone())
+            .unwrap_or_else(|| "no samples".into());
+        return vec![vec![
+            label(s),
+            s.model.clone(),
+            format!("failed: {why}"),
+            String::new(),
+            String::new(),
+            String::new(),
+            counts,
+        ]];
+    }
+    s.summary
+        .iter()
+        .map(|(metric, sum)| {
+            vec![
+                label(s),
+                s.model.clone(),
+                metric.clone(),
+                num(sum.median),
+                format!("{}..{}", num(sum.p5), num(sum.p95)),
+                sum.unit.clone(),
+                counts.clone(),
+            ]
+        })
+        .collect()
+}
+
+/// A figure with about four significant digits.
+pub fn num(v: f64) -> String {
+    let a = v.abs();
+    if a >= 1000.0 || v == v.trunc() {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+fn format_rows(rows: &[Vec<String>]) -> String {
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].chars().count().min(60))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_short() {
+        assert_eq!(num(12345.678), "12346");
+        assert_eq!(num(12.345), "12.3");
+        assert_eq!(num(1.23456), "1.235");
+        assert_eq!(num(3.0), "3");
+    }
+}
