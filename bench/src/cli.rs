@@ -46,7 +46,7 @@ pub struct RunArgs {
     /// Scenarios to run, comma-separated (default: all).
     #[arg(long, value_delimiter = ',', value_parser = PossibleValuesParser::new(SCENARIO_NAMES))]
     pub scenarios: Vec<String>,
-    /// Measured iterations per model and scenario [default: 10, --quick: 3].
+    /// Measured iterations per model and scenario [default: 10, --quick: 5].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub iterations: Option<u32>,
     /// Warm-up iterations, run first and discarded [default: 1].

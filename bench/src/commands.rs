@@ -58,7 +58,7 @@ fn options(args: &RunArgs) -> RunOptions {
     let config = RunConfig {
         models: names(&args.models, MODEL_NAMES),
         scenarios: names(&args.scenarios, SCENARIO_NAMES),
-        iterations: args.iterations.unwrap_or(if args.quick { 3 } else { 10 }),
+        iterations: args.iterations.unwrap_or(if args.quick { 5 } else { 10 }),
         warmup: args.warmup.unwrap_or(1),
         seed: args.seed,
         quick: args.quick,

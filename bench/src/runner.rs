@@ -137,7 +137,7 @@ fn prepare_all(models: &mut [Box<dyn Model>], env: &Env, timeout: Duration) -> V
 
 fn trial(model: &dyn Model, env: &Env, timeout: Duration) -> Result<(), String> {
     let ctx = context(model, env, timeout, true);
-    scenarios::run_to_exit(&ctx, &["ready"], false)
+    scenarios::run_to_exit(&ctx, &["ready"], true, false)
         .map(|_| ())
         .map_err(|e| format!("a trial `workload ready` failed: {e}"))
 }

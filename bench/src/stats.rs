@@ -87,6 +87,16 @@ fn count_outliers(values: &[f64], median: f64, mad: f64) -> usize {
 
 /// A warning that tells the reader what to do, when the figure is doubtful.
 fn warning(s: &Summary) -> Option<String> {
+    if s.n < 2 {
+        // One measurement (density) is not a distribution: nothing to warn about.
+        return None;
+    }
+    if s.n < FEW_SAMPLES {
+        return Some(format!(
+            "only {} samples: percentiles and outliers are rough; use --iterations {FEW_SAMPLES} or more",
+            s.n
+        ));
+    }
     if s.outliers > 0 {
         return Some(format!(
             "{} of {} samples are outliers (more than {OUTLIER_Z} MADs from the median): \
@@ -100,12 +110,6 @@ fn warning(s: &Summary) -> Option<String> {
             "wide spread: p5..p95 covers {:.0}% of the median; the host is noisy, \
              rerun on an idle machine or with more --iterations",
             100.0 * (s.p95 - s.p5) / s.median.abs()
-        ));
-    }
-    if s.n < FEW_SAMPLES {
-        return Some(format!(
-            "only {} samples: percentiles are rough; use --iterations {FEW_SAMPLES} or more",
-            s.n
         ));
     }
     None
@@ -165,6 +169,7 @@ mod tests {
     fn few_samples_are_flagged() {
         let s = summarize(&[1.0, 1.01], "x").unwrap();
         assert!(s.warning.unwrap().contains("only 2 samples"));
+        assert_eq!(summarize(&[5.0], "x").unwrap().warning, None);
     }
 
     #[test]

@@ -29,11 +29,33 @@ pub fn render(results: &Results) -> String {
         );
     }
     for s in &results.scenarios {
-        for (metric, sum) in &s.summary {
-            if let Some(w) = &sum.warning {
-                let _ = writeln!(out, "warning: {} {} {metric}: {w}", s.model, label(s));
-            }
+        out.push_str(&warnings(s));
+    }
+    out
+}
+
+/// One line per distinct warning of a (model, scenario), naming the metrics it hits.
+fn warnings(s: &ScenarioResult) -> String {
+    let mut by_text: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for (metric, sum) in &s.summary {
+        if let Some(w) = &sum.warning {
+            by_text
+                .entry(w.split(':').next().unwrap_or(w))
+                .or_default()
+                .push(metric);
         }
+    }
+    let mut out = String::new();
+    for (text, metrics) in by_text {
+        let full = s.summary[metrics[0]].warning.as_deref().unwrap_or(text);
+        let advice = full.split_once(": ").map_or("", |(_, a)| a);
+        let _ = writeln!(
+            out,
+            "warning: {} {} ({}): {text}: {advice}",
+            s.model,
+            label(s),
+            metrics.join(", ")
+        );
     }
     out
 }

@@ -129,21 +129,28 @@ pub fn launch(
     Ok((instance, launch))
 }
 
-/// One run of `workload ARGS` to its end: launch, `READY`, exit 0. Returns the
-/// time to `READY` and how it ended; a failure is cleaned up and explained.
+/// One run of `workload ARGS` to its end, which must be exit code 0. With
+/// `expect_ready` the `READY` line must come first and its time from launch is returned
+/// (`ready`, `idle`, and the net peer print it; the measuring subcommands do not). A
+/// failure is cleaned up and explained.
 pub fn run_to_exit(
     ctx: &Ctx<'_>,
     args: &[&str],
+    expect_ready: bool,
     host_network: bool,
-) -> Result<(Duration, Finished), String> {
+) -> Result<(Option<Duration>, Finished), String> {
     let (mut instance, launch) = launch(ctx, args, host_network)?;
-    let result = instance.wait_ready(ctx.timeout).and_then(|ready| {
-        let finished = instance.wait_exit(ctx.timeout)?;
-        Ok((ready, finished))
-    });
+    let result = (|| {
+        let ready = if expect_ready {
+            Some(instance.wait_ready(ctx.timeout)?)
+        } else {
+            None
+        };
+        Ok::<_, crate::process::ProcessError>((ready, instance.wait_exit(ctx.timeout)?))
+    })();
     let outcome = match result {
         Ok((_, ref f)) if !f.success() => Err(format!(
-            "{} ended with {}{}",
+            "`workload {}` ended with {}{}",
             launch.args.join(" "),
             f.status_text(),
             crate::process::tail(&f.stderr)

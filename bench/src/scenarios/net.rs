@@ -3,9 +3,8 @@
 //! the harness). Container models join the host's network namespace for this scenario
 //! so the peer on loopback is reachable; the fact `network` says so.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use super::memory::stop;
 use super::throughput::from_results;
@@ -40,7 +39,7 @@ impl Scenario for Net {
             "--stream-mib",
             mib,
         ];
-        let outcome = run_to_exit(ctx, &args, true);
+        let outcome = run_to_exit(ctx, &args, false, true);
         stop(&mut peer);
         let (_, finished) = outcome?;
         let mut m = from_results(&finished.stdout, "net")?;
@@ -61,21 +60,13 @@ fn free_loopback_port() -> Result<SocketAddr, String> {
         .map_err(|e| format!("reading the bound port: {e}"))
 }
 
-/// Starts the native peer and waits until it accepts connections.
+/// Starts the native peer and waits for its `READY` (printed once it listens).
 fn start_peer(ctx: &Ctx<'_>, addr: SocketAddr) -> Result<Instance, String> {
     let mut cmd = Command::new(&ctx.tools.workload);
     cmd.args(["net", "--serve", &addr.to_string()]);
     let mut peer = Instance::spawn(cmd).map_err(|e| format!("net peer: {e}"))?;
-    let deadline = Instant::now() + ctx.timeout.min(Duration::from_secs(10));
-    while Instant::now() < deadline {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
-            return Ok(peer);
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    match peer.wait_ready(ctx.timeout) {
+        Ok(_) => Ok(peer),
+        Err(e) => Err(format!("the net peer on {addr} did not start: {e}")),
     }
-    let err = stop(&mut peer);
-    Err(format!(
-        "the net peer never listened on {addr}{}",
-        crate::process::tail(&err)
-    ))
 }

@@ -18,7 +18,8 @@ impl Scenario for Startup {
     }
 
     fn sample(&self, ctx: &Ctx<'_>, _params: &Params) -> Result<Measured, String> {
-        let (ready, f) = run_to_exit(ctx, &["ready"], false)?;
+        let (ready, f) = run_to_exit(ctx, &["ready"], true, false)?;
+        let ready = ready.unwrap_or_default();
         let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
         let mut m = Measured::default();
         m.metric("launch_to_ready_ms", ms(ready), "ms");

@@ -25,11 +25,11 @@ impl Throughput {
     pub fn args(&self, quick: bool) -> Vec<String> {
         let sizes: &[&str] = match (self.test, quick) {
             ("cpu", true) => &["--iterations", "200000"],
-            ("cpu", false) => &["--iterations", "2000000"],
+            ("cpu", false) => &["--iterations", "1000000"],
             ("mem", true) => &["--size-mib", "16"],
             ("mem", false) => &["--size-mib", "128"],
             ("syscall", true) => &["--iterations", "20000"],
-            ("syscall", false) => &["--iterations", "500000"],
+            ("syscall", false) => &["--iterations", "200000"],
             ("fileio", true) => &["--size-mib", "4", "--files", "100"],
             (_, _) => &["--size-mib", "64", "--files", "1000"],
         };
@@ -56,7 +56,7 @@ impl Scenario for Throughput {
             args.extend(["--dir".to_owned(), dir.to_string_lossy().into_owned()]);
         }
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        let outcome = run_to_exit(ctx, &refs, false);
+        let outcome = run_to_exit(ctx, &refs, false, false);
         let _ = std::fs::remove_dir_all(&dir);
         let (_, finished) = outcome?;
         let mut m = from_results(&finished.stdout, self.test)?;
