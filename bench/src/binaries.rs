@@ -42,7 +42,7 @@ fn newest_kernel(boot: &Path) -> Option<PathBuf> {
                 .is_some_and(|n| n.starts_with("vmlinuz-"))
         })
         .collect();
-    kernels.sort_by(|a, b| version_key(a).cmp(&version_key(b)));
+    kernels.sort_by_key(|k| version_key(k));
     kernels.pop()
 }
 
