@@ -125,7 +125,7 @@ fn prepare_all(models: &mut [Box<dyn Model>], env: &Env, timeout: Duration) -> V
                 .and_then(|p| trial(m.as_ref(), env, timeout).map(|()| p));
             ModelStatus {
                 name: m.name().to_owned(),
-                description: m.description().to_owned(),
+                description: describe(m.as_ref(), prepared.as_ref().ok()),
                 available: prepared.is_ok(),
                 emulated: prepared.as_ref().is_ok_and(|p| p.emulated),
                 version: prepared.as_ref().ok().and_then(|p| p.version.clone()),
@@ -135,9 +135,16 @@ fn prepare_all(models: &mut [Box<dyn Model>], env: &Env, timeout: Duration) -> V
         .collect()
 }
 
+fn describe(model: &dyn Model, prepared: Option<&crate::models::Prepared>) -> String {
+    match prepared.and_then(|p| p.note.as_deref()) {
+        Some(note) => format!("{} ({note})", model.description()),
+        None => model.description().to_owned(),
+    }
+}
+
 fn trial(model: &dyn Model, env: &Env, timeout: Duration) -> Result<(), String> {
     let ctx = context(model, env, timeout, true);
-    scenarios::run_to_exit(&ctx, &["ready"], true, false)
+    scenarios::run_to_exit_with(&ctx, &["ready"], false, |_| {})
         .map(|_| ())
         .map_err(|e| format!("a trial `workload ready` failed: {e}"))
 }

@@ -86,6 +86,7 @@ impl Model for Firecracker {
         Ok(Prepared {
             version: super::tool_version(&program),
             emulated: false,
+            note: None,
         })
     }
 

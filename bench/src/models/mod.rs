@@ -110,6 +110,8 @@ pub struct Prepared {
     pub version: Option<String>,
     /// True when it runs under software emulation.
     pub emulated: bool,
+    /// Something a reader should know about how it was set up.
+    pub note: Option<String>,
 }
 
 /// How the workload sits on the host.

@@ -50,6 +50,34 @@ impl Bundle {
         })
     }
 
+    /// A bundle made without isolab's engine: the workload copied into `rootfs/` and
+    /// the runtime's own default `config.json` (`runc spec`), made writable and
+    /// terminal-less, so runc, crun and youki still run where the engine cannot make
+    /// a bundle; the model's description then says so.
+    pub fn from_runtime_spec(env: &Env, program: &Path, dir: &Path) -> Result<Self, String> {
+        let rootfs = dir.join("rootfs");
+        std::fs::create_dir_all(&rootfs)
+            .map_err(|e| format!("creating {}: {e}", rootfs.display()))?;
+        std::fs::copy(&env.tools.workload, rootfs.join("workload"))
+            .map_err(|e| format!("copying {}: {e}", env.tools.workload.display()))?;
+        let mut cmd = Command::new(program);
+        cmd.arg("spec").arg("--bundle").arg(dir);
+        run_quiet(cmd)?;
+        let config = dir.join("config.json");
+        let mut spec =
+            Spec::load(&config).map_err(|e| format!("reading {}: {e}", config.display()))?;
+        if let Some(p) = spec.process_mut() {
+            p.set_terminal(Some(false));
+        }
+        if let Some(root) = spec.root_mut() {
+            root.set_readonly(Some(false));
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            template: spec,
+        })
+    }
+
     /// Writes `config.json` for one launch: the workload's arguments and, when asked,
     /// the host's network namespace (so a peer on the host's loopback is reachable).
     pub fn configure(&self, launch: &Launch) -> Result<(), String> {
@@ -142,14 +170,26 @@ impl Model for ExternalRuntime {
             return Err(why.clone());
         }
         let dir = self.env.scratch.join(format!("{}-bundle", self.name));
-        self.bundle = Some(Bundle::build(
-            &self.env,
-            &self.env.scratch.join("images"),
-            &dir,
-        )?);
+        let images = self.env.scratch.join("images");
+        let (bundle, note) = match Bundle::build(&self.env, &images, &dir) {
+            Ok(b) => (b, None),
+            Err(why) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                let b = Bundle::from_runtime_spec(&self.env, &program, &dir)?;
+                (
+                    b,
+                    Some(format!(
+                        "bundle from `{} spec`, isolab's engine could not make one: {why}",
+                        self.name
+                    )),
+                )
+            }
+        };
+        self.bundle = Some(bundle);
         Ok(Prepared {
             version: super::tool_version(&program),
             emulated: false,
+            note,
         })
     }
 

@@ -58,6 +58,7 @@ impl Model for Qemu {
         Ok(Prepared {
             version: super::tool_version(&program),
             emulated: self.accel() == "tcg",
+            note: None,
         })
     }
 

@@ -4,9 +4,40 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// `pid` and every process below it, parents first. Read from each process's
-/// `/proc/PID/stat` parent field, so it works without `CONFIG_PROC_CHILDREN`.
+/// `pid` and every process below it, parents first. Read from the cheap
+/// `/proc/PID/task/TID/children` lists when the kernel has them, else from every
+/// process's `/proc/PID/stat` parent field.
 pub fn descendants(pid: i32) -> Vec<i32> {
+    if !std::path::Path::new(&format!("/proc/{pid}/task/{pid}/children")).exists() {
+        return descendants_by_scan(pid);
+    }
+    let mut tree = vec![pid];
+    let mut i = 0;
+    while i < tree.len() {
+        let children = children_of(tree[i]);
+        tree.extend(children);
+        i += 1;
+    }
+    tree
+}
+
+/// The children of every thread of `pid`.
+fn children_of(pid: i32) -> Vec<i32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|c| c.parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect()
+}
+
+fn descendants_by_scan(pid: i32) -> Vec<i32> {
     let mut children: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
     for (child, parent) in all_parents() {
         children.entry(parent).or_default().push(child);
@@ -159,9 +190,10 @@ mod tests {
             .arg("5")
             .spawn()
             .unwrap();
-        let tree = descendants(me);
-        assert_eq!(tree[0], me);
-        assert!(tree.contains(&(child.id() as i32)), "{tree:?}");
+        for tree in [descendants(me), descendants_by_scan(me)] {
+            assert_eq!(tree[0], me);
+            assert!(tree.contains(&(child.id() as i32)), "{tree:?}");
+        }
         assert!(pss_kib(me).unwrap() > 0);
         assert!(peak_rss_kib(me).unwrap() > 0);
         child.kill().unwrap();

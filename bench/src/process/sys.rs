@@ -1,5 +1,6 @@
 //! The few raw system calls std does not offer: `wait4` (exit status plus the CPU time
-//! and peak RSS of a child and everything it reaped) and the child-side setup that puts
+//! of a child and everything it reaped; not its `ru_maxrss`, which Linux carries over
+//! from the forking parent across `exec`) and the child-side setup that puts
 //! each instance in its own session and kills it if the harness dies.
 
 use std::io;
@@ -15,8 +16,6 @@ pub struct Reaped {
     pub signal: Option<i32>,
     /// User plus system CPU of the child and the descendants it waited for, ms.
     pub cpu_ms: f64,
-    /// Peak RSS of the largest of them, KiB.
-    pub max_rss_kib: u64,
 }
 
 /// Blocks until child `pid` ends, and reaps it.
@@ -40,7 +39,6 @@ pub fn wait4(pid: i32) -> io::Result<Reaped> {
         code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
         signal: libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status)),
         cpu_ms: ms(usage.ru_utime) + ms(usage.ru_stime),
-        max_rss_kib: usage.ru_maxrss.max(0) as u64,
     })
 }
 

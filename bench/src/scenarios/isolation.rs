@@ -20,7 +20,7 @@ impl Scenario for Isolation {
     }
 
     fn sample(&self, ctx: &Ctx<'_>, _params: &Params) -> Result<Measured, String> {
-        let (_, finished) = run_to_exit(ctx, &["info"], false, false)?;
+        let finished = run_to_exit(ctx, &["info"], false)?;
         let mut m = from_info(&finished.stdout)?;
         let observed = ctx.model.observe(&finished.stderr);
         m.metrics.extend(observed.metrics);

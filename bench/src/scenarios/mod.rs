@@ -129,25 +129,39 @@ pub fn launch(
     Ok((instance, launch))
 }
 
-/// One run of `workload ARGS` to its end, which must be exit code 0. With
-/// `expect_ready` the `READY` line must come first and its time from launch is returned
-/// (`ready`, `idle`, and the net peer print it; the measuring subcommands do not). A
-/// failure is cleaned up and explained.
-pub fn run_to_exit(
+/// One run of `workload ARGS` to its end, which must be exit code 0 (the measuring
+/// subcommands print no `READY` line). A failure is cleaned up and explained.
+pub fn run_to_exit(ctx: &Ctx<'_>, args: &[&str], host_network: bool) -> Result<Finished, String> {
+    let (mut instance, launch) = launch(ctx, args, host_network)?;
+    let result = instance.wait_exit(ctx.timeout).map(|f| ((), f));
+    finish(ctx, instance, &launch, result).map(|((), f)| f)
+}
+
+/// As [`run_to_exit`] with the `READY` line required first; `at_ready` gets the
+/// launcher's pid as soon as it arrives (to read the instance's processes while they
+/// live). Returns the time from launch to `READY`.
+pub fn run_to_exit_with(
     ctx: &Ctx<'_>,
     args: &[&str],
-    expect_ready: bool,
     host_network: bool,
-) -> Result<(Option<Duration>, Finished), String> {
+    at_ready: impl FnOnce(i32),
+) -> Result<(Duration, Finished), String> {
     let (mut instance, launch) = launch(ctx, args, host_network)?;
-    let result = (|| {
-        let ready = if expect_ready {
-            Some(instance.wait_ready(ctx.timeout)?)
-        } else {
-            None
-        };
-        Ok::<_, crate::process::ProcessError>((ready, instance.wait_exit(ctx.timeout)?))
-    })();
+    let result = instance.wait_ready(ctx.timeout).and_then(|ready| {
+        at_ready(instance.pid());
+        Ok((ready, instance.wait_exit(ctx.timeout)?))
+    });
+    finish(ctx, instance, &launch, result)
+}
+
+/// Turns a run's outcome into a sample's: exit code 0 or an explained failure, with
+/// the instance cleaned up after a failure.
+fn finish<T>(
+    ctx: &Ctx<'_>,
+    instance: Instance,
+    launch: &Launch,
+    result: Result<(T, Finished), crate::process::ProcessError>,
+) -> Result<(T, Finished), String> {
     let outcome = match result {
         Ok((_, ref f)) if !f.success() => Err(format!(
             "`workload {}` ended with {}{}",

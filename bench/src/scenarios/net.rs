@@ -39,9 +39,9 @@ impl Scenario for Net {
             "--stream-mib",
             mib,
         ];
-        let outcome = run_to_exit(ctx, &args, false, true);
+        let outcome = run_to_exit(ctx, &args, true);
         stop(&mut peer);
-        let (_, finished) = outcome?;
+        let finished = outcome?;
         let mut m = from_results(&finished.stdout, "net")?;
         if ctx.model.placement() == Placement::Container {
             m.facts

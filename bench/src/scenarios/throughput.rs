@@ -56,9 +56,9 @@ impl Scenario for Throughput {
             args.extend(["--dir".to_owned(), dir.to_string_lossy().into_owned()]);
         }
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        let outcome = run_to_exit(ctx, &refs, false, false);
+        let outcome = run_to_exit(ctx, &refs, false);
         let _ = std::fs::remove_dir_all(&dir);
-        let (_, finished) = outcome?;
+        let finished = outcome?;
         let mut m = from_results(&finished.stdout, self.test)?;
         m.absorb(ctx.model.observe(&finished.stderr));
         Ok(m)
