@@ -57,7 +57,26 @@ struct Cell {
     scenario: Box<dyn Scenario>,
     params: Params,
     result: usize,
+    /// Warm-ups of this cell (fewer than the run's for density and slow models).
+    warmup: u32,
+    /// Measured iterations of this cell.
+    iterations: u32,
 }
+
+impl Cell {
+    /// Whether the cell takes a sample in `round` of a run with `warmup` warm-up rounds.
+    fn runs_in(&self, round: u32, warmup: u32) -> bool {
+        if round < warmup {
+            round < self.warmup
+        } else {
+            round - warmup < self.iterations
+        }
+    }
+}
+
+/// Scenarios an emulated model still runs under `--quick` (one sample each): at
+/// seconds per launch, the rest would not fit the quick suite's minute.
+const QUICK_EMULATED: &[&str] = &["startup", "memory", "isolation"];
 
 /// Runs the whole plan; returns the results (also saved in `OUT/results.json`).
 pub fn run(opts: &RunOptions) -> Result<Results, RunError> {
@@ -80,13 +99,11 @@ pub fn run(opts: &RunOptions) -> Result<Results, RunError> {
     let mut models = models::by_names(&env, &opts.config.models);
     results.models = prepare_all(&mut models, &env, opts.timeout);
     results.save(&path)?;
-    let available: Vec<usize> = (0..models.len())
-        .filter(|i| results.models[*i].available)
-        .collect();
-    if available.is_empty() {
+    if !results.models.iter().any(|m| m.available) {
         return Err(RunError::NoModel(skip_summary(&results.models)));
     }
-    let cells = plan(&models, &available, &opts.config, &mut results);
+    let statuses = results.models.clone();
+    let cells = plan(&models, &statuses, &opts.config, &mut results);
     results.save(&path)?;
     measure(&models, &cells, opts, &env, &mut results, &path)?;
     results.finished_at = Some(crate::clock::now_rfc3339());
@@ -163,7 +180,7 @@ fn context<'a>(model: &'a dyn Model, env: &'a Env, timeout: Duration, quick: boo
 /// each scenario a model cannot run.
 fn plan(
     models: &[Box<dyn Model>],
-    available: &[usize],
+    statuses: &[ModelStatus],
     config: &RunConfig,
     results: &mut Results,
 ) -> Vec<Cell> {
@@ -173,30 +190,50 @@ fn plan(
             continue;
         };
         for params in probe.params(config) {
-            for &model in available {
-                let skipped = models[model].unsupported(name);
-                results.scenarios.push(empty_result(
-                    models[model].name(),
-                    name,
-                    &params,
-                    skipped.clone(),
-                ));
-                if skipped.is_none() {
-                    let Some(scenario) = scenarios::by_name(name) else {
-                        continue;
-                    };
-                    let result = results.scenarios.len() - 1;
-                    cells.push(Cell {
-                        model,
-                        scenario,
-                        params: params.clone(),
-                        result,
-                    });
-                }
+            for (model, status) in statuses.iter().enumerate().filter(|(_, s)| s.available) {
+                let skipped = skip_reason(models[model].as_ref(), status, name, config.quick);
+                let result = empty_result(&status.name, name, &params, skipped.clone());
+                results.scenarios.push(result);
+                let Some(scenario) = scenarios::by_name(name).filter(|_| skipped.is_none()) else {
+                    continue;
+                };
+                let (warmup, iterations) = if scenario.once() {
+                    (0, 1)
+                } else if config.quick && status.emulated {
+                    (0, 1)
+                } else {
+                    (config.warmup, config.iterations)
+                };
+                let result = results.scenarios.len() - 1;
+                cells.push(Cell {
+                    model,
+                    scenario,
+                    params: params.clone(),
+                    result,
+                    warmup,
+                    iterations,
+                });
             }
         }
     }
     cells
+}
+
+/// Why `model` does not run `scenario`, if it does not.
+fn skip_reason(
+    model: &dyn Model,
+    status: &ModelStatus,
+    scenario: &str,
+    quick: bool,
+) -> Option<String> {
+    model.unsupported(scenario).or_else(|| {
+        (quick && status.emulated && !QUICK_EMULATED.contains(&scenario)).then(|| {
+            format!(
+                "left out of --quick: {} is emulated and takes seconds per launch; run without --quick",
+                status.name
+            )
+        })
+    })
 }
 
 fn empty_result(
@@ -226,13 +263,10 @@ fn measure(
     path: &Path,
 ) -> Result<(), RunError> {
     let (warmup, iterations) = (opts.config.warmup, opts.config.iterations);
-    let progress = Progress::new(total_samples(cells, warmup, iterations));
+    let progress = Progress::new(total_samples(cells));
     let mut rng = fastrand::Rng::with_seed(opts.config.seed);
     for round in 0..warmup + iterations {
-        let mut order: Vec<&Cell> = cells
-            .iter()
-            .filter(|c| !c.scenario.once() || round == warmup)
-            .collect();
+        let mut order: Vec<&Cell> = cells.iter().filter(|c| c.runs_in(round, warmup)).collect();
         rng.shuffle(&mut order);
         for cell in order {
             if crate::interrupt::requested() {
@@ -255,16 +289,10 @@ fn measure(
     Ok(())
 }
 
-fn total_samples(cells: &[Cell], warmup: u32, iterations: u32) -> u64 {
+fn total_samples(cells: &[Cell]) -> u64 {
     cells
         .iter()
-        .map(|c| {
-            if c.scenario.once() {
-                1
-            } else {
-                u64::from(warmup + iterations)
-            }
-        })
+        .map(|c| u64::from(c.warmup + c.iterations))
         .sum()
 }
 

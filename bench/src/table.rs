@@ -13,6 +13,7 @@ pub fn render(results: &Results) -> String {
         rows.extend(rows_of(s));
     }
     let mut out = format_rows(&rows);
+    out.push_str(&reasons(results));
     for m in results.models.iter().filter(|m| !m.available) {
         let _ = writeln!(
             out,
@@ -81,32 +82,16 @@ fn label(s: &ScenarioResult) -> String {
 fn rows_of(s: &ScenarioResult) -> Vec<Vec<String>> {
     let ok = s.samples.iter().filter(|x| x.ok).count();
     let counts = format!("{ok}/{}", s.samples.len());
-    if let Some(why) = &s.skipped {
-        return vec![vec![
-            label(s),
-            s.model.clone(),
-            format!("skipped: {why}"),
-            String::new(),
-            String::new(),
-            String::new(),
-            counts,
-        ]];
+    let note = |text: &str| {
+        let mut row = vec![label(s), s.model.clone(), text.to_owned()];
+        row.extend([String::new(), String::new(), String::new(), counts.clone()]);
+        vec![row]
+    };
+    if s.skipped.is_some() {
+        return note("skipped (see below)");
     }
     if s.summary.is_empty() {
-        let why = s
-            .samples
-            .iter()
-            .find_map(|x| x.error.clone())
-            .unwrap_or_else(|| "no samples".into());
-        return vec![vec![
-            label(s),
-            s.model.clone(),
-            format!("failed: {why}"),
-            String::new(),
-            String::new(),
-            String::new(),
-            counts,
-        ]];
+        return note("failed (see below)");
     }
     s.summary
         .iter()
@@ -122,6 +107,27 @@ fn rows_of(s: &ScenarioResult) -> Vec<Vec<String>> {
             ]
         })
         .collect()
+}
+
+/// Skipped cells and failed samples, one line per distinct reason.
+fn reasons(results: &Results) -> String {
+    let mut out = String::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for s in &results.scenarios {
+        let errors = s.samples.iter().filter_map(|x| x.error.as_deref());
+        for (kind, why) in s
+            .skipped
+            .as_deref()
+            .map(|w| ("skipped", w))
+            .into_iter()
+            .chain(errors.map(|e| ("failed", e)))
+        {
+            if seen.insert((s.model.clone(), s.scenario.clone(), why.to_owned())) {
+                let _ = writeln!(out, "{kind}: {} {}: {why}", s.model, label(s));
+            }
+        }
+    }
+    out
 }
 
 /// A figure with about four significant digits.
@@ -160,6 +166,28 @@ fn format_rows(rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn skipped_and_failed_cells_are_explained_once() {
+        let json = r#"{"schema_version":1,"host":{"hostname":"h","cpu_model":"c","cores":2,
+            "memory_bytes":1,"kernel":"k","kvm_flavor":"pvm","cgroup_mode":"hybrid",
+            "is_root":true,"isolab_version":"0","date":"d"},
+            "config":{"models":["native"],"scenarios":["net"],"iterations":2,"warmup":0,"seed":1,"quick":true},
+            "started_at":"s","models":[{"name":"qemu","description":"q","available":true,"emulated":true}],
+            "scenarios":[
+              {"model":"qemu","scenario":"net","samples":[],"skipped":"no network"},
+              {"model":"native","scenario":"cpu","samples":[
+                {"iteration":0,"ok":false,"error":"boom"},{"iteration":1,"ok":false,"error":"boom"}]}]}"#;
+        let r: Results = serde_json::from_str(json).unwrap();
+        let text = render(&r);
+        assert_eq!(
+            text.matches("failed: native cpu: boom").count(),
+            1,
+            "{text}"
+        );
+        assert!(text.contains("skipped: qemu net: no network"), "{text}");
+        assert!(text.contains("qemu ran emulated"), "{text}");
+    }
 
     #[test]
     fn numbers_are_short() {

@@ -82,11 +82,12 @@ impl Model for Firecracker {
                 "firecracker boots an uncompressed ELF vmlinux; pass --kernel PATH/vmlinux".into(),
             );
         }
-        self.initrd = Some(initramfs(&self.env)?);
+        let (initrd, note) = initramfs(&self.env)?;
+        self.initrd = Some(initrd);
         Ok(Prepared {
             version: super::tool_version(&program),
             emulated: false,
-            note: None,
+            note,
         })
     }
 

@@ -33,19 +33,67 @@ pub fn guest_cmdline(args: &[String]) -> String {
     )
 }
 
-/// Builds (once) the initramfs whose `/init` is the workload, with `microvm initramfs`.
-pub fn initramfs(env: &Env) -> Result<PathBuf, String> {
+/// Builds (once) the initramfs whose `/init` is the workload, with `microvm initramfs`;
+/// where that fails (an older monitor), with the `cpio` tool, and says so in the note.
+pub fn initramfs(env: &Env) -> Result<(PathBuf, Option<String>), String> {
     let out = env.scratch.join("initramfs.cpio");
-    if out.is_file() {
-        return Ok(out);
-    }
     let mut cmd = Command::new(&env.tools.microvm);
     cmd.args(["initramfs", "-o"])
         .arg(&out)
         .arg("--init")
         .arg(&env.tools.workload);
-    super::oci::run_quiet(cmd)?;
-    Ok(out)
+    let monitor = super::oci::run_quiet(cmd).and_then(|()| non_empty(&out));
+    match monitor {
+        Ok(()) => Ok((out, None)),
+        Err(why) => {
+            cpio_initramfs(
+                &env.tools.workload,
+                &env.scratch.join("initramfs-root"),
+                &out,
+            )
+            .map_err(|e| {
+                format!("no initramfs: `microvm initramfs` failed ({why}) and so did cpio ({e})")
+            })?;
+            Ok((
+                out,
+                Some(format!(
+                    "initramfs made with cpio: `microvm initramfs` failed: {why}"
+                )),
+            ))
+        }
+    }
+}
+
+fn non_empty(path: &Path) -> Result<(), String> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.len() > 0 => Ok(()),
+        _ => Err(format!("{} was not written", path.display())),
+    }
+}
+
+/// A newc archive holding only `/init` (the workload), made by `cpio -o -H newc`.
+fn cpio_initramfs(workload: &Path, root: &Path, out: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(root).map_err(|e| format!("creating {}: {e}", root.display()))?;
+    std::fs::copy(workload, root.join("init"))
+        .map_err(|e| format!("copying {}: {e}", workload.display()))?;
+    let file =
+        std::fs::File::create(out).map_err(|e| format!("creating {}: {e}", out.display()))?;
+    let mut child = Command::new("cpio")
+        .args(["-o", "-H", "newc", "--quiet"])
+        .current_dir(root)
+        .stdin(std::process::Stdio::piped())
+        .stdout(file)
+        .spawn()
+        .map_err(|e| format!("running cpio: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        std::io::Write::write_all(&mut stdin, b"init\n")
+            .map_err(|e| format!("feeding cpio: {e}"))?;
+    }
+    let status = child.wait().map_err(|e| format!("waiting for cpio: {e}"))?;
+    if !status.success() {
+        return Err(format!("cpio failed ({status})"));
+    }
+    non_empty(out)
 }
 
 /// The guest kernel, or the reason there is none.
@@ -78,8 +126,12 @@ impl Model for MicrovmLinux {
             ));
         }
         kernel(&self.env)?;
-        self.initrd = Some(initramfs(&self.env)?);
-        Ok(Prepared::default())
+        let (initrd, note) = initramfs(&self.env)?;
+        self.initrd = Some(initrd);
+        Ok(Prepared {
+            note,
+            ..Prepared::default()
+        })
     }
 
     fn command(&self, launch: &Launch) -> Result<Command, String> {
@@ -111,6 +163,18 @@ impl Model for MicrovmLinux {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpio_archive_holds_init() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("w");
+        std::fs::write(&fake, b"\x7fELF-fake").unwrap();
+        let out = dir.path().join("i.cpio");
+        cpio_initramfs(&fake, &dir.path().join("root"), &out).unwrap();
+        let bytes = std::fs::read(&out).unwrap();
+        assert!(bytes.starts_with(b"070701"), "not a newc archive");
+        assert!(bytes.windows(5).any(|w| w == b"init\0"));
+    }
 
     #[test]
     fn cmdline_passes_args_after_double_dash() {

@@ -96,7 +96,7 @@ pub struct Instance {
 }
 
 impl Instance {
-    /// Starts `cmd` in its own session with stdout and stderr captured.
+    /// Starts `cmd` in its own process group with stdout and stderr captured.
     pub fn spawn(mut cmd: Command) -> Result<Self, ProcessError> {
         let program = cmd.get_program().to_string_lossy().into_owned();
         cmd.stdin(Stdio::null())

@@ -1,7 +1,7 @@
 //! The few raw system calls std does not offer: `wait4` (exit status plus the CPU time
 //! of a child and everything it reaped; not its `ru_maxrss`, which Linux carries over
 //! from the forking parent across `exec`) and the child-side setup that puts
-//! each instance in its own session and kills it if the harness dies.
+//! each instance in its own process group and kills it if the harness dies.
 
 use std::io;
 use std::os::unix::process::CommandExt;
@@ -42,15 +42,17 @@ pub fn wait4(pid: i32) -> io::Result<Reaped> {
     })
 }
 
-/// Makes `cmd` start in a new session (so the whole instance can be signalled as one
-/// process group) and die with SIGKILL if the thread that spawned it goes away, so a
-/// killed harness leaves no instance behind.
+/// Makes `cmd` start in its own process group (so the whole instance can be signalled
+/// as one, and a Ctrl-C at the terminal reaches only the harness) and die with SIGKILL
+/// if the thread that spawned it goes away, so a killed harness leaves no launcher
+/// behind. Not a new session: QEMU's `-nographic` stalls without a controlling
+/// terminal's session.
 pub fn isolate_child(cmd: &mut Command) {
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
-    // system calls (setsid, prctl), touching no memory of the parent.
+    // system calls (setpgid, prctl), touching no memory of the parent.
     unsafe {
         cmd.pre_exec(|| {
-            if libc::setsid() < 0 {
+            if libc::setpgid(0, 0) < 0 {
                 return Err(io::Error::last_os_error());
             }
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {

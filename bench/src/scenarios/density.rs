@@ -1,5 +1,6 @@
 //! `density`: N idle instances started at once. Measures how long until all printed
-//! `READY`, how many failed, and the drop in the host's `MemAvailable` per instance.
+//! `READY`, how many failed (the first failure's reason is kept as a fact), and the
+//! drop in the host's `MemAvailable` per ready instance.
 //! Run once per model and N (`--density`), without warm-up: it is a capacity test.
 
 use std::time::{Duration, Instant};
@@ -41,11 +42,11 @@ impl Scenario for Density {
         let before = procfs::mem_available_kib().ok_or("cannot read MemAvailable")?;
         let start = Instant::now();
         let mut running = Vec::new();
-        let mut failures = 0u32;
+        let mut errors = Vec::new();
         for _ in 0..n {
             match launch(ctx, &["idle"], false) {
                 Ok(pair) => running.push(pair),
-                Err(_) => failures += 1,
+                Err(e) => errors.push(e),
             }
         }
         let mut ready = 0u32;
@@ -53,7 +54,7 @@ impl Scenario for Density {
             let left = ctx.timeout.saturating_sub(instance.started().elapsed());
             match instance.wait_ready(left.max(Duration::from_millis(1))) {
                 Ok(_) => ready += 1,
-                Err(_) => failures += 1,
+                Err(e) => errors.push(e.to_string()),
             }
         }
         let all_ready = start.elapsed();
@@ -63,25 +64,26 @@ impl Scenario for Density {
             stop(instance);
             ctx.model.cleanup(&l.id);
         }
-        Ok(figures(
-            n,
-            ready,
-            failures,
-            before.saturating_sub(after),
-            all_ready,
-        ))
+        // Signed: on a busy host MemAvailable also moves for other reasons, and a
+        // negative drop shows that noise instead of hiding it as zero.
+        let drop_kib = before as f64 - after as f64;
+        let mut m = figures(n, ready, errors.len() as u32, drop_kib, all_ready);
+        if let Some(first) = errors.first() {
+            m.facts.insert("first_failure".into(), first.clone());
+        }
+        Ok(m)
     }
 }
 
-fn figures(n: u32, ready: u32, failures: u32, drop_kib: u64, all_ready: Duration) -> Measured {
+fn figures(n: u32, ready: u32, failures: u32, drop_kib: f64, all_ready: Duration) -> Measured {
     let mut m = Measured::default();
     m.metric("instances", f64::from(n), "instances");
     m.metric("ready", f64::from(ready), "instances");
     m.metric("failures", f64::from(failures), "instances");
-    m.metric("mem_available_drop_kib", drop_kib as f64, "KiB");
+    m.metric("mem_available_drop_kib", drop_kib, "KiB");
     m.metric(
         "mem_available_drop_per_instance_kib",
-        drop_kib as f64 / f64::from(ready.max(1)),
+        drop_kib / f64::from(ready.max(1)),
         "KiB",
     );
     m.metric("all_ready_ms", all_ready.as_secs_f64() * 1e3, "ms");
@@ -94,13 +96,13 @@ mod tests {
 
     #[test]
     fn per_instance_drop_divides_by_ready_instances() {
-        let m = figures(10, 8, 2, 8000, Duration::from_millis(5));
+        let m = figures(10, 8, 2, 8000.0, Duration::from_millis(5));
         assert_eq!(
             m.metrics["mem_available_drop_per_instance_kib"].value,
             1000.0
         );
         assert_eq!(m.metrics["failures"].value, 2.0);
-        let none = figures(1, 0, 1, 0, Duration::ZERO);
+        let none = figures(1, 0, 1, 0.0, Duration::ZERO);
         assert_eq!(
             none.metrics["mem_available_drop_per_instance_kib"].value,
             0.0
