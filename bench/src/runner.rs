@@ -197,9 +197,8 @@ fn plan(
                 let Some(scenario) = scenarios::by_name(name).filter(|_| skipped.is_none()) else {
                     continue;
                 };
-                let (warmup, iterations) = if scenario.once() {
-                    (0, 1)
-                } else if config.quick && status.emulated {
+                let reduced = scenario.once() || (config.quick && status.emulated);
+                let (warmup, iterations) = if reduced {
                     (0, 1)
                 } else {
                     (config.warmup, config.iterations)
