@@ -1,5 +1,51 @@
-//! `microvm`: the command-line front of the monitor.
+//! `microvm`: the command-line front of the monitor. Parses arguments, runs the VM,
+//! and exits with the guest's status.
 
-fn main() {
-    println!("kvm flavor: {}", microvm::kvm_flavor::detect());
+mod cli;
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use cli::{Cli, Command, ExecArgs};
+use microvm::kernelless::{self, ExecOptions, MONITOR_FAILURE_EXIT_CODE};
+
+fn main() -> ExitCode {
+    let start = Instant::now();
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Flavor => {
+            println!("{}", microvm::kvm_flavor::detect());
+            Ok(0)
+        }
+        Command::Exec(args) => exec(args, start),
+    };
+    match code {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(MONITOR_FAILURE_EXIT_CODE as u8)
+        }
+    }
+}
+
+fn exec(args: ExecArgs, start: Instant) -> anyhow::Result<i32> {
+    let options = ExecOptions {
+        binary: args.binary,
+        args: args.args,
+        env: args.env,
+        mem_mib: args.mem,
+        rootfs: args.rootfs,
+        timeout: args.timeout.map(Duration::from_secs_f64),
+    };
+    let report = kernelless::exec(&options, start)?;
+    let mut stderr = std::io::stderr().lock();
+    if let Some(line) = report.outcome.report() {
+        writeln!(stderr, "microvm: {line}")?;
+    }
+    if args.stats {
+        writeln!(stderr, "{}", report.stats.line())?;
+    }
+    Ok(report.outcome.exit_code())
 }

@@ -1,0 +1,5 @@
+//! Wrappers around the KVM objects: the VM, its vCPUs, and guest memory.
+
+pub mod memory;
+pub mod vcpu;
+pub mod vm;
