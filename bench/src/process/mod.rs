@@ -218,9 +218,18 @@ impl Drop for Instance {
     }
 }
 
-/// The last lines of `stderr`, as `: ...` for an error message, or nothing.
+/// The last lines of `stderr`, as `: ...` for an error message, or nothing. The
+/// machine-readable `STATS`/`TIMINGS` lines are left out and long lines shortened.
 pub fn tail(stderr: &str) -> String {
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let lines: Vec<String> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("STATS ") && !l.starts_with("TIMINGS "))
+        .map(|l| match l.char_indices().nth(240) {
+            Some((i, _)) => format!("{}...", &l[..i]),
+            None => l.to_owned(),
+        })
+        .collect();
     let start = lines.len().saturating_sub(3);
     if lines.is_empty() {
         String::new()
@@ -306,6 +315,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("signal 11") && err.contains("boom"), "{err}");
+    }
+
+    #[test]
+    fn tail_skips_stats_lines_and_shortens() {
+        let long = "x".repeat(500);
+        let t = tail(&format!("a\nb\n{long}\nSTATS {{}}\n"));
+        assert!(
+            t.starts_with(": a | b | xxx") && t.ends_with("...") && !t.contains("STATS"),
+            "{t}"
+        );
+        assert_eq!(tail("\n"), "");
     }
 
     #[test]

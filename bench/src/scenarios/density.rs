@@ -1,6 +1,8 @@
 //! `density`: N idle instances started at once. Measures how long until all printed
 //! `READY`, how many failed (the first failure's reason is kept as a fact), and the
-//! drop in the host's `MemAvailable` per ready instance.
+//! drop in the host's `MemAvailable` per ready instance. On a shared host other
+//! programs move `MemAvailable` too, so the PSS of all instances' processes, per
+//! instance, is kept beside it (`pss_per_instance_kib`) as the steadier figure.
 //! Run once per model and N (`--density`), without warm-up: it is a capacity test.
 
 use std::time::{Duration, Instant};
@@ -60,14 +62,24 @@ impl Scenario for Density {
         let all_ready = start.elapsed();
         std::thread::sleep(SETTLE);
         let after = procfs::mem_available_kib().unwrap_or(before);
+        let pss: u64 = running
+            .iter()
+            .flat_map(|(i, _)| procfs::descendants(i.pid()))
+            .filter_map(procfs::pss_kib)
+            .sum();
         for (instance, l) in &mut running {
-            stop(instance);
+            stop(instance, ctx.model.placement());
             ctx.model.cleanup(&l.id);
         }
         // Signed: on a busy host MemAvailable also moves for other reasons, and a
         // negative drop shows that noise instead of hiding it as zero.
         let drop_kib = before as f64 - after as f64;
         let mut m = figures(n, ready, errors.len() as u32, drop_kib, all_ready);
+        m.metric(
+            "pss_per_instance_kib",
+            pss as f64 / f64::from(ready.max(1)),
+            "KiB",
+        );
         if let Some(first) = errors.first() {
             m.facts.insert("first_failure".into(), first.clone());
         }

@@ -40,7 +40,7 @@ impl Scenario for Memory {
                 std::thread::sleep(SETTLE);
                 measure_instance(ctx, instance.pid())
             });
-        let stderr = stop(&mut instance);
+        let stderr = stop(&mut instance, ctx.model.placement());
         ctx.model.cleanup(&l.id);
         let mut m = measured?;
         let observed = ctx.model.observe(&stderr);
@@ -76,11 +76,19 @@ pub fn measure_instance(ctx: &Ctx<'_>, pid: i32) -> Result<Measured, String> {
     Ok(m)
 }
 
-/// Asks the instance to stop (SIGTERM, which runtimes forward to the workload), kills
-/// it if it lingers, and returns its stderr.
-pub fn stop(instance: &mut Instance) -> String {
-    instance.signal(Signal::SIGTERM);
-    let deadline = instance.started().elapsed() + Duration::from_secs(5);
+/// Stops an instance and returns its stderr. A monitor gets SIGTERM and a moment to
+/// print its `STATS` line; everything else is killed outright (a container's PID 1
+/// ignores SIGTERM, so asking would only wait), and the model's cleanup removes what a
+/// killed runtime left.
+pub fn stop(instance: &mut Instance, placement: Placement) -> String {
+    let grace = if placement == Placement::Guest {
+        instance.signal(Signal::SIGTERM);
+        Duration::from_secs(2)
+    } else {
+        instance.kill();
+        Duration::from_secs(5)
+    };
+    let deadline = instance.started().elapsed() + grace;
     instance
         .wait_exit(deadline)
         .map(|f| f.stderr)

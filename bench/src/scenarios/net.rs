@@ -40,7 +40,7 @@ impl Scenario for Net {
             mib,
         ];
         let outcome = run_to_exit(ctx, &args, true);
-        stop(&mut peer);
+        stop(&mut peer, Placement::Process);
         let finished = outcome?;
         let mut m = from_results(&finished.stdout, "net")?;
         if ctx.model.placement() == Placement::Container {
