@@ -111,7 +111,7 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<i32> {
     let mut rows = Vec::new();
     for mut model in bench::models::by_names(&env, &names) {
         match model.prepare() {
-            Ok(_) => rows.push(bench::demo::row(model.as_ref(), &env, timeout)),
+            Ok(p) => rows.push(bench::demo::row(model.as_ref(), &env, timeout, p.emulated)),
             Err(why) => eprintln!("skipped {}: {why}", model.name()),
         }
     }

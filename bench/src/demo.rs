@@ -30,10 +30,12 @@ pub struct Row {
     pub cost_kib: Option<f64>,
     /// What went wrong, if anything.
     pub error: Option<String>,
+    /// True when the model ran under software emulation.
+    pub emulated: bool,
 }
 
 /// Measures one model for the demo.
-pub fn row(model: &dyn Model, env: &Env, timeout: Duration) -> Row {
+pub fn row(model: &dyn Model, env: &Env, timeout: Duration, emulated: bool) -> Row {
     let ctx = Ctx {
         model,
         timeout,
@@ -44,6 +46,7 @@ pub fn row(model: &dyn Model, env: &Env, timeout: Duration) -> Row {
     let params = Params::new();
     let mut row = Row {
         model: model.name().to_owned(),
+        emulated,
         ..Row::default()
     };
     let metric = |m: &Measured, k: &str| m.metrics.get(k).map(|v| v.value);
@@ -71,6 +74,9 @@ pub fn row(model: &dyn Model, env: &Env, timeout: Duration) -> Row {
 /// One line per difference between `row` and the native baseline.
 pub fn explain(native: &Row, row: &Row) -> Vec<String> {
     let mut lines = Vec::new();
+    if let Some(e) = &row.error {
+        return vec![format!("{}: failed: {e}", row.model)];
+    }
     let m = &row.model;
     if row.kernel != native.kernel {
         lines.push(format!(
@@ -115,16 +121,24 @@ pub fn render(rows: &[Row]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<14} {:<28} {:>7} {:<22} {:>10} {:>10} {:>12}",
+        "{:<18} {:<28} {:>7} {:<22} {:>10} {:>10} {:>12}",
         "model", "kernel", "pid", "hostname", "mem seen", "ready ms", "host memory"
     );
     for r in rows {
         let opt = |v: Option<f64>, unit: &str| v.map_or("-".into(), |v| format!("{v:.1}{unit}"));
         let _ = writeln!(
             out,
-            "{:<14} {:<28} {:>7} {:<22} {:>10} {:>10} {:>12}",
-            r.model,
-            r.kernel,
+            "{:<18} {:<28} {:>7} {:<22} {:>10} {:>10} {:>12}",
+            if r.emulated {
+                format!("{} (emul.)", r.model)
+            } else {
+                r.model.clone()
+            },
+            if r.error.is_some() {
+                "(failed, see below)"
+            } else {
+                &r.kernel
+            },
             r.pid,
             r.hostname,
             opt(r.mem_seen_mib, "M"),
@@ -169,18 +183,25 @@ mod tests {
             startup_ms: Some(ms),
             cost_kib: Some(1024.0),
             error: None,
+            emulated: false,
         }
     }
 
     #[test]
     fn vm_differences_are_explained() {
         let n = row("native", "6.1.0", "4242", 24000.0, 1.0);
-        let vm = row("qemu", "6.1.0-guest", "1", 256.0, 500.0);
+        let mut vm = row("qemu", "6.1.0-guest", "1", 256.0, 500.0);
+        vm.emulated = true;
         let text = explain(&n, &vm).join("\n");
         assert!(text.contains("runs its own kernel"), "{text}");
         assert!(text.contains("PID 1"), "{text}");
         assert!(text.contains("256 MiB"), "{text}");
-        assert!(text.contains("500.0x"), "{text}");
+        assert!(
+            text.contains("500.0x") && text.contains("emulated"),
+            "{text}"
+        );
+        vm.error = Some("boom".into());
+        assert_eq!(explain(&n, &vm), ["qemu: failed: boom"]);
     }
 
     #[test]
