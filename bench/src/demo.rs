@@ -108,8 +108,13 @@ pub fn explain(native: &Row, row: &Row) -> Vec<String> {
         }
     }
     if let (Some(a), Some(b)) = (row.startup_ms, native.startup_ms) {
+        let emulated = if row.emulated {
+            " (emulated without hardware virtualization: a hardware VM starts far faster)"
+        } else {
+            ""
+        };
         lines.push(format!(
-            "{m}: ready in {a:.1} ms, {:.1}x the native process",
+            "{m}: ready in {a:.1} ms, {:.1}x the native process{emulated}",
             a / b.max(1e-6)
         ));
     }
@@ -154,7 +159,10 @@ pub fn render(rows: &[Row]) -> String {
             }
         }
     }
-    for r in rows.iter().filter(|r| r.error.is_some()) {
+    // Failures explain() did not already report: the baseline's, or all without one.
+    let has_native = rows.iter().any(|r| r.model == "native");
+    let unexplained = |r: &&Row| r.error.is_some() && (!has_native || r.model == "native");
+    for r in rows.iter().filter(unexplained) {
         let _ = writeln!(
             out,
             "{}: failed: {}",
