@@ -11,7 +11,10 @@ use kvm_bindings::CpuId;
 use kvm_ioctls::{Cap, VcpuFd};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
-use crate::arch::x86_64::layout::{BRK_MAX, LARGE_PAGE_SIZE, PAGE_SIZE, STACK_SIZE, USER_START};
+use crate::arch::x86_64::layout::{
+    BRK_MAX, EXCEPTION_PORT_BASE, IDT_ENTRIES, LARGE_PAGE_SIZE, PAGE_SIZE, STACK_SIZE,
+    SYSCALL_PORT, USER_START,
+};
 use crate::arch::x86_64::{cpuid, gdt, idt, msr, paging, regs};
 use crate::devices::bus::{Bus, BusError};
 use crate::kernelless::syscalls::AddressSpace;
@@ -115,7 +118,7 @@ pub fn build_kernelless(
         vm,
         mem,
         vcpu: Vcpu::new(vcpu, 0),
-        pio: trap_bus()?,
+        pio: traps()?,
         mmio: Bus::new(),
         address_space,
     })
@@ -236,9 +239,8 @@ pub fn address_space(image_end: u64, stack_bottom: u64) -> AddressSpace {
 }
 
 /// The port bus of a kernel-less guest: the syscall port and the exception ports are
-/// traps the runner handles; there are no devices (CPL3 code cannot do port I/O).
-fn trap_bus() -> Result<Bus, BusError> {
-    use crate::arch::x86_64::layout::{EXCEPTION_PORT_BASE, IDT_ENTRIES, SYSCALL_PORT};
+/// traps the runner handles; there are no devices.
+fn traps() -> Result<Bus, BusError> {
     let mut pio = Bus::new();
     pio.insert_trap(SYSCALL_PORT.into(), 1)?;
     pio.insert_trap(EXCEPTION_PORT_BASE.into(), IDT_ENTRIES as u64)?;
@@ -264,11 +266,11 @@ mod tests {
     }
 
     #[test]
-    fn trap_bus_covers_syscall_and_exception_ports() {
+    fn traps_cover_the_syscall_and_exception_ports() {
         use crate::devices::bus::Access;
-        let bus = trap_bus().unwrap();
-        assert_eq!(bus.write(0xe0, &[0]), Access::Trap);
-        assert_eq!(bus.write(0xc0 + 14, &[0]), Access::Trap);
-        assert_eq!(bus.write(0x3f8, &[0]), Access::Unmapped);
+        let pio = traps().unwrap();
+        assert_eq!(pio.write(SYSCALL_PORT.into(), &[0]), Access::Trap);
+        assert_eq!(pio.write(0xc0 + 14, &[0]), Access::Trap);
+        assert_eq!(pio.write(0x3f8, &[0]), Access::Unmapped);
     }
 }

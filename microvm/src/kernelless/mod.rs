@@ -1,7 +1,8 @@
 //! The kernel-less guest: a static Linux binary runs at CPL3 directly on the vCPU,
 //! with no guest kernel. Its `syscall`s exit to the monitor through a two-instruction
-//! CPL0 stub, the monitor performs them (`syscalls/`), and CPU exceptions end the VM
-//! with a report. `exec` is what `microvm exec` runs.
+//! stub (`out` to the syscall port, then SYSRET), the monitor performs them
+//! (`syscalls/`), and CPU exceptions end the VM with a report. `exec` is what
+//! `microvm exec` runs.
 
 pub mod elf;
 pub mod exception;
@@ -19,13 +20,14 @@ use vm_memory::GuestMemoryMmap;
 
 use kvm_bindings::kvm_regs;
 
-use crate::arch::x86_64::layout::{
-    MAX_MEM_MIB, MIN_MEM_MIB, STUB_ADDR, SYSCALL_ENTRY_OFFSET, SYSCALL_PORT, SYSRET_OFFSET,
-};
+use crate::arch::x86_64::layout::{MAX_MEM_MIB, MIN_MEM_MIB, SYSCALL_PORT};
 use crate::arch::x86_64::msr::{msrs, MSR_FS_BASE};
+use crate::arch::x86_64::regs::RFLAGS_RESERVED;
 use crate::builder::{build_kernelless, BuildError, KernellessSpec, KernellessVm};
 use crate::stats::{ExitStats, Phases, StatsReport};
-use crate::vstate::vcpu::{install_kick_handler, ioctl, Kicker, StopReason, VcpuError, Watchdog};
+use crate::vstate::vcpu::{
+    install_kick_handler, ioctl, Kicker, StopReason, Trap, VcpuError, Watchdog,
+};
 use exception::{ExceptionFrame, GuestException};
 use syscalls::{CpuState, SyscallAction, SyscallConfig, SyscallError, SyscallHandler};
 
@@ -223,31 +225,20 @@ fn run(
         }
         None => None,
     };
-    let mem = vm.mem.clone();
-    let mut exception = None;
+    let mut traps = TrapHandler {
+        mem: vm.mem.clone(),
+        handler,
+        entry: None,
+        exception: None,
+    };
     phases.mark("first_instruction");
     let stop = vm
         .vcpu
-        .run::<ExecError, _>((&vm.pio, &vm.mmio), exits, &kicked, |fd, port| {
-            let regs = fd
-                .get_regs()
-                .map_err(ioctl("reading registers after a trap"))?;
-            if port == SYSCALL_PORT {
-                return syscall(fd, &mem, handler, regs);
-            }
-            let vector = stub::exception_vector(port).unwrap_or(u8::MAX);
-            let frame = ExceptionFrame::read(&mem, vector, regs.rsp);
-            if is_syscall_entry_fault(&frame) {
-                return syscall(fd, &mem, handler, resume_user_via_sysret(regs, &frame));
-            }
-            let sregs = fd
-                .get_sregs()
-                .map_err(ioctl("reading CR2 after a guest exception"))?;
-            exception = Some(GuestException::new(vector, &frame, sregs.cr2));
-            Ok(Some(StopReason::Exception(vector)))
+        .run::<ExecError, _>((&vm.pio, &vm.mmio), exits, &kicked, |fd, trap| {
+            traps.on_trap(fd, trap)
         });
     let timed_out = watchdog.is_some_and(Watchdog::stop);
-    Ok(match (stop?, exception) {
+    Ok(match (stop?, traps.exception) {
         (StopReason::Exited(code), _) => Outcome::Exited(code),
         (StopReason::Exception(_), Some(e)) => Outcome::Exception(e),
         (StopReason::Kicked, _) if timed_out => Outcome::TimedOut(timeout.unwrap_or_default()),
@@ -255,43 +246,92 @@ fn run(
     })
 }
 
-/// True when an exception was raised by the syscall entry itself at CPL3. On PVM
-/// hosts `syscall` moves RIP to MSR_LSTAR without entering CPL0, so the stub's first
-/// instruction faults (a #PF, the stub page being supervisor-only); the fault then
-/// stands for the syscall. On hardware KVM the entry runs at CPL0 and never faults.
-pub fn is_syscall_entry_fault(frame: &ExceptionFrame) -> bool {
-    frame.rip == STUB_ADDR + SYSCALL_ENTRY_OFFSET && frame.cpl() == 3
+/// How the syscall entry runs on this host, found at the first syscall.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyscallEntry {
+    /// At CPL0, as the architecture says (hardware KVM): the stub's SYSRET returns.
+    Cpl0,
+    /// Still at CPL3 (PVM moves RIP to MSR_LSTAR without entering CPL0): a SYSRET
+    /// would fault, so the monitor returns to the program itself.
+    Cpl3,
 }
 
-/// Registers that make the stub's SYSRET return to the program as the syscall would
-/// have: the user RSP comes back from the exception frame; RCX (return address) and
-/// R11 (RFLAGS) are still what `syscall` put there.
-pub fn resume_user_via_sysret(mut regs: kvm_regs, frame: &ExceptionFrame) -> kvm_regs {
-    regs.rip = STUB_ADDR + SYSRET_OFFSET;
-    regs.rsp = frame.rsp;
-    regs
-}
-
-/// Performs one guest syscall: arguments from `regs`, the result in RAX.
-fn syscall(
-    fd: &VcpuFd,
-    mem: &GuestMemoryMmap,
-    handler: &mut SyscallHandler,
-    mut regs: kvm_regs,
-) -> Result<Option<StopReason>, ExecError> {
-    let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9];
-    let mut cpu = VcpuCpuState { fd, error: None };
-    let action = handler.handle(mem, &mut cpu, regs.rax, args);
-    if let Some(err) = cpu.error {
-        return Err(err.into());
+impl SyscallEntry {
+    /// The entry mode for a vCPU whose code segment has privilege `cs_dpl`.
+    pub fn from_cs_dpl(cs_dpl: u8) -> Self {
+        if cs_dpl == 3 {
+            Self::Cpl3
+        } else {
+            Self::Cpl0
+        }
     }
-    match action {
-        SyscallAction::Exit(code) => Ok(Some(StopReason::Exited(code))),
-        SyscallAction::Return(rax) => {
-            regs.rax = rax;
-            fd.set_regs(&regs)
-                .map_err(ioctl("writing the syscall result"))?;
-            Ok(None)
+
+    /// Registers after the syscall returns `rax`.
+    pub fn returned(self, mut regs: kvm_regs, rax: u64) -> kvm_regs {
+        regs.rax = rax;
+        if self == Self::Cpl3 {
+            // What SYSRET does: RIP from RCX, RFLAGS from R11 (bit 1 always set).
+            regs.rip = regs.rcx;
+            regs.rflags = regs.r11 | RFLAGS_RESERVED;
+        }
+        regs
+    }
+}
+
+/// Answers the traps of a running kernel-less guest: syscalls and exceptions.
+struct TrapHandler<'a> {
+    mem: GuestMemoryMmap,
+    handler: &'a mut SyscallHandler,
+    entry: Option<SyscallEntry>,
+    exception: Option<GuestException>,
+}
+
+impl TrapHandler<'_> {
+    fn on_trap(&mut self, fd: &VcpuFd, trap: Trap) -> Result<Option<StopReason>, ExecError> {
+        let regs = fd
+            .get_regs()
+            .map_err(ioctl("reading registers after a trap"))?;
+        match trap {
+            Trap::Pio(SYSCALL_PORT) => self.syscall(fd, regs),
+            Trap::Pio(port) => {
+                let vector = stub::exception_vector(port).unwrap_or(u8::MAX);
+                let frame = ExceptionFrame::read(&self.mem, vector, regs.rsp);
+                let sregs = fd
+                    .get_sregs()
+                    .map_err(ioctl("reading CR2 after a guest exception"))?;
+                self.exception = Some(GuestException::new(vector, &frame, sregs.cr2));
+                Ok(Some(StopReason::Exception(vector)))
+            }
+            Trap::Mmio(addr) => Ok(Some(StopReason::Failed(format!(
+                "unexpected MMIO trap at {addr:#x}"
+            )))),
+        }
+    }
+
+    /// Performs one guest syscall: arguments from `regs`, the result in RAX.
+    fn syscall(&mut self, fd: &VcpuFd, regs: kvm_regs) -> Result<Option<StopReason>, ExecError> {
+        let entry = match self.entry {
+            Some(entry) => entry,
+            None => {
+                let sregs = fd
+                    .get_sregs()
+                    .map_err(ioctl("reading CS at the first syscall"))?;
+                *self.entry.insert(SyscallEntry::from_cs_dpl(sregs.cs.dpl))
+            }
+        };
+        let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9];
+        let mut cpu = VcpuCpuState { fd, error: None };
+        let action = self.handler.handle(&self.mem, &mut cpu, regs.rax, args);
+        if let Some(err) = cpu.error {
+            return Err(err.into());
+        }
+        match action {
+            SyscallAction::Exit(code) => Ok(Some(StopReason::Exited(code))),
+            SyscallAction::Return(rax) => {
+                fd.set_regs(&entry.returned(regs, rax))
+                    .map_err(ioctl("writing the syscall result"))?;
+                Ok(None)
+            }
         }
     }
 }
@@ -323,5 +363,48 @@ impl CpuState for VcpuCpuState<'_> {
         if let Err(e) = self.fd.set_msrs(&list) {
             self.error = Some(ioctl("setting FS base")(e));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syscall_return_on_a_pvm_style_entry_emulates_sysret() {
+        let regs = kvm_regs {
+            rip: 0xb009,
+            rcx: 0x40_1234,
+            r11: 0x246,
+            rflags: 0x2,
+            rax: 39,
+            ..Default::default()
+        };
+        let back = SyscallEntry::from_cs_dpl(3).returned(regs, 1);
+        assert_eq!((back.rax, back.rip, back.rflags), (1, 0x40_1234, 0x246));
+        let stub = SyscallEntry::from_cs_dpl(0).returned(regs, 1);
+        assert_eq!(
+            (stub.rax, stub.rip, stub.rflags),
+            (1, 0xb009, 0x2),
+            "the stub's SYSRET returns"
+        );
+    }
+
+    #[test]
+    fn outcomes_map_to_exit_codes() {
+        assert_eq!(Outcome::Exited(256 + 7).exit_code(), 7);
+        assert_eq!(
+            Outcome::TimedOut(Duration::from_secs(1)).exit_code(),
+            TIMEOUT_EXIT_CODE
+        );
+        assert_eq!(
+            Outcome::Stopped(StopReason::Shutdown).exit_code(),
+            MONITOR_FAILURE_EXIT_CODE
+        );
+        assert!(Outcome::Exited(0).report().is_none());
+        assert!(Outcome::TimedOut(Duration::from_millis(1500))
+            .report()
+            .unwrap()
+            .contains("1.5s"));
     }
 }

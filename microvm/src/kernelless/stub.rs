@@ -1,6 +1,7 @@
-//! The only code the kernel-less guest runs at CPL0: the syscall entry (`out` to the
-//! syscall port, then `sysretq`) and one `out` per exception vector. Each is an exit to
-//! the monitor; kept to a couple of instructions because PVM hosts emulate CPL0 code.
+//! The only code of the monitor's that the kernel-less guest runs: the syscall entry
+//! (`out` to the syscall port, then `sysretq`) and one `out` per exception vector.
+//! Each is an exit to the monitor; kept to a couple of instructions because PVM hosts
+//! emulate CPL0 code.
 
 use vm_memory::{Bytes, GuestAddress, GuestMemoryError, GuestMemoryMmap};
 
@@ -58,7 +59,7 @@ mod tests {
     #[test]
     fn syscall_entry_exits_then_returns_to_user() {
         let page = stub_page();
-        assert_eq!(&page[0..5], &[0xe6, 0xe0, 0x48, 0x0f, 0x07]);
+        assert_eq!(&page[0..6], &[0xe6, 0xe0, 0x48, 0x0f, 0x07, 0xf4]);
         assert_eq!(SYSRET_OFFSET, 2, "the vCPU starts on the sysretq");
     }
 
@@ -73,7 +74,7 @@ mod tests {
                 Some(vector as u8)
             );
         }
-        assert_eq!(exception_vector(SYSCALL_PORT), None);
         assert_eq!(exception_vector(EXCEPTION_PORT_BASE - 1), None);
+        assert_eq!(exception_vector(SYSCALL_PORT), None);
     }
 }

@@ -51,16 +51,22 @@ pub enum StopReason {
     Exception(u8),
 }
 
+/// An access to a trap range, which the run loop hands to its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trap {
+    /// Port I/O on this port.
+    Pio(u16),
+    /// MMIO at this guest physical address.
+    Mmio(u64),
+}
+
 /// What the run loop does after an exit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExitAction {
     /// Re-enter the guest.
     Continue,
-    /// A trap port was written (or read): the caller decides.
-    Trap {
-        /// The port.
-        port: u16,
-    },
+    /// A trap range was accessed: the caller decides.
+    Trap(Trap),
     /// Stop the vCPU.
     Stop(StopReason),
 }
@@ -86,10 +92,10 @@ impl HandledExit {
     }
 }
 
-fn bus_action(access: Access, port: Option<u16>) -> ExitAction {
-    match (access, port) {
-        (Access::Handled(DeviceEvent::Shutdown), _) => ExitAction::Stop(StopReason::Shutdown),
-        (Access::Trap, Some(port)) => ExitAction::Trap { port },
+fn bus_action(access: Access, trap: Trap) -> ExitAction {
+    match access {
+        Access::Handled(DeviceEvent::Shutdown) => ExitAction::Stop(StopReason::Shutdown),
+        Access::Trap => ExitAction::Trap(trap),
         _ => ExitAction::Continue,
     }
 }
@@ -103,21 +109,23 @@ pub fn handle_exit(exit: VcpuExit<'_>, pio: &Bus, mmio: &Bus) -> HandledExit {
     };
     match exit {
         VcpuExit::IoOut(port, data) => port_exit(
-            bus_action(pio.write(port.into(), data), Some(port)),
+            bus_action(pio.write(port.into(), data), Trap::Pio(port)),
             "io_out",
             port,
         ),
         VcpuExit::IoIn(port, data) => port_exit(
-            bus_action(pio.read(port.into(), data), Some(port)),
+            bus_action(pio.read(port.into(), data), Trap::Pio(port)),
             "io_in",
             port,
         ),
-        VcpuExit::MmioRead(addr, data) => {
-            HandledExit::new(bus_action(mmio.read(addr, data), None), "mmio_read")
-        }
-        VcpuExit::MmioWrite(addr, data) => {
-            HandledExit::new(bus_action(mmio.write(addr, data), None), "mmio_write")
-        }
+        VcpuExit::MmioRead(addr, data) => HandledExit::new(
+            bus_action(mmio.read(addr, data), Trap::Mmio(addr)),
+            "mmio_read",
+        ),
+        VcpuExit::MmioWrite(addr, data) => HandledExit::new(
+            bus_action(mmio.write(addr, data), Trap::Mmio(addr)),
+            "mmio_write",
+        ),
         other => handle_other_exit(other),
     }
 }
@@ -185,7 +193,7 @@ impl Vcpu {
     ) -> Result<StopReason, E>
     where
         E: From<VcpuError>,
-        F: FnMut(&VcpuFd, u16) -> Result<Option<StopReason>, E>,
+        F: FnMut(&VcpuFd, Trap) -> Result<Option<StopReason>, E>,
     {
         loop {
             if kicked.load(Ordering::Acquire) {
@@ -201,8 +209,8 @@ impl Vcpu {
             };
             let exited = Instant::now();
             let action = match handled.action {
-                ExitAction::Trap { port } => {
-                    on_trap(&self.fd, port)?.map_or(ExitAction::Continue, ExitAction::Stop)
+                ExitAction::Trap(trap) => {
+                    on_trap(&self.fd, trap)?.map_or(ExitAction::Continue, ExitAction::Stop)
                 }
                 action => action,
             };
@@ -329,7 +337,12 @@ mod tests {
     fn trap_ports_go_back_to_the_caller() {
         let (pio, mmio) = buses();
         let handled = handle_exit(VcpuExit::IoOut(0xe0, &[0]), &pio, &mmio);
-        assert_eq!(handled.action, ExitAction::Trap { port: 0xe0 });
+        assert_eq!(handled.action, ExitAction::Trap(Trap::Pio(0xe0)));
+        let mut mmio = Bus::new();
+        mmio.insert_trap(0xc000_0000, 0x1000).unwrap();
+        let handled = handle_exit(VcpuExit::MmioWrite(0xc000_0000, &[0]), &pio, &mmio);
+        assert_eq!(handled.action, ExitAction::Trap(Trap::Mmio(0xc000_0000)));
+        assert_eq!((handled.reason, handled.port), ("mmio_write", None));
     }
 
     #[test]

@@ -6,12 +6,17 @@ use kvm_bindings::kvm_segment;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryError, GuestMemoryMmap};
 
 use super::layout::{
-    GDT_ADDR, GDT_ENTRIES, KERNEL_CS, KERNEL_DS, KERNEL_STACK_TOP, TSS_ADDR, TSS_SELECTOR, USER_CS,
-    USER_DS,
+    GDT_ADDR, GDT_ENTRIES, KERNEL_CS, KERNEL_DS, KERNEL_STACK_TOP, SYSCALL_PORT, TSS_ADDR,
+    TSS_SELECTOR, USER_CS, USER_DS,
 };
 
-/// Size of a 64-bit TSS (the architectural minimum limit is 0x67).
+/// Size of a 64-bit TSS without I/O bitmap (the architectural minimum limit is 0x67).
 pub const TSS_SIZE: u64 = 104;
+/// I/O permission bitmap bytes: ports 0-255, plus the all-ones byte the CPU requires
+/// after the bitmap.
+pub const IO_BITMAP_BYTES: u64 = 256 / 8 + 1;
+/// TSS with its bitmap.
+pub const TSS_WITH_BITMAP: u64 = TSS_SIZE + IO_BITMAP_BYTES;
 
 /// Encodes a code/data segment descriptor. `flags` holds the G/DB/L nibble, `access` the
 /// P/DPL/S/type byte; base and limit are spread over the descriptor as the SDM shows.
@@ -40,7 +45,7 @@ pub const USER_CODE: u64 = descriptor(0xa, 0xfb, 0, 0xf_ffff);
 
 /// The whole table, indexed by selector / 8.
 pub fn gdt_entries() -> [u64; GDT_ENTRIES] {
-    let [tss_low, tss_high] = tss_descriptor(TSS_ADDR, TSS_SIZE - 1);
+    let [tss_low, tss_high] = tss_descriptor(TSS_ADDR, TSS_WITH_BITMAP - 1);
     [
         0,
         KERNEL_CODE,
@@ -52,13 +57,17 @@ pub fn gdt_entries() -> [u64; GDT_ENTRIES] {
     ]
 }
 
-/// The TSS bytes: RSP0 and IST1 on the CPL0 stack, no I/O permission bitmap (so CPL3
-/// port I/O faults).
-pub fn tss_bytes() -> [u8; TSS_SIZE as usize] {
-    let mut tss = [0u8; TSS_SIZE as usize];
+/// The TSS bytes: RSP0 and IST1 on the CPL0 stack, and an I/O permission bitmap that
+/// opens only the syscall port to CPL3 (PVM runs the syscall entry at CPL3, see
+/// `kernelless`); every other port faults there.
+pub fn tss_bytes() -> [u8; TSS_WITH_BITMAP as usize] {
+    let mut tss = [0u8; TSS_WITH_BITMAP as usize];
     tss[4..12].copy_from_slice(&KERNEL_STACK_TOP.to_le_bytes()); // RSP0
     tss[36..44].copy_from_slice(&KERNEL_STACK_TOP.to_le_bytes()); // IST1
     tss[102..104].copy_from_slice(&(TSS_SIZE as u16).to_le_bytes()); // I/O map base
+    let bitmap = &mut tss[TSS_SIZE as usize..];
+    bitmap.fill(0xff);
+    bitmap[usize::from(SYSCALL_PORT / 8)] &= !(1 << (SYSCALL_PORT % 8));
     tss
 }
 
@@ -159,7 +168,10 @@ mod tests {
             (1, 3, 0xb)
         );
         assert_eq!((s.user_data.dpl, s.user_data.limit), (3, 0xffff_ffff));
-        assert_eq!((s.tss.base, s.tss.limit, s.tss.s), (TSS_ADDR, 0x67, 0));
+        assert_eq!(
+            (s.tss.base, s.tss.limit, s.tss.s),
+            (TSS_ADDR, TSS_WITH_BITMAP as u32 - 1, 0)
+        );
     }
 
     #[test]
@@ -169,5 +181,16 @@ mod tests {
         assert_eq!(&tss[4..12], &top);
         assert_eq!(&tss[36..44], &top);
         assert_eq!(tss_descriptor(0x1_2345_6789, 0x67)[1], 0x1);
+    }
+
+    #[test]
+    fn io_bitmap_opens_only_the_syscall_port() {
+        let tss = tss_bytes();
+        let base = usize::from(u16::from_le_bytes([tss[102], tss[103]]));
+        let open = |port: u16| tss[base + usize::from(port / 8)] & (1 << (port % 8)) == 0;
+        assert!(open(SYSCALL_PORT));
+        assert!((0..256).filter(|&p| p != SYSCALL_PORT).all(|p| !open(p)));
+        assert_eq!(*tss.last().unwrap(), 0xff, "terminating byte");
+        assert_eq!(segments().tss.limit as usize, tss.len() - 1);
     }
 }

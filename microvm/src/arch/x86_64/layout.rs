@@ -22,7 +22,8 @@ pub const GDT_ADDR: u64 = 0x8000;
 pub const IDT_ADDR: u64 = 0x9000;
 /// The 64-bit task-state segment (holds RSP0 and IST1).
 pub const TSS_ADDR: u64 = 0xa000;
-/// The CPL0 stub code: the syscall entry and one exit stub per exception vector.
+/// The stub code: the syscall entry and one exit stub per exception vector. Mapped
+/// read-only and user-executable: on PVM hosts the syscall entry runs at CPL3.
 pub const STUB_ADDR: u64 = 0xb000;
 /// Lowest address of the CPL0 stack exceptions are delivered on.
 pub const KERNEL_STACK_BOTTOM: u64 = 0xc000;
@@ -40,7 +41,7 @@ pub const STACK_SIZE: u64 = 0x80_0000; // 8 MiB
 
 /// Smallest guest memory `exec` accepts.
 pub const MIN_MEM_MIB: u64 = 16;
-/// Largest guest memory `exec` accepts: stays below the 32-bit MMIO hole at 3 GiB.
+/// Largest guest memory `exec` accepts: stays below the usual 32-bit MMIO hole.
 pub const MAX_MEM_MIB: u64 = 3072;
 
 /// Null selector.
@@ -60,13 +61,15 @@ pub const GDT_ENTRIES: usize = 7;
 /// Number of IDT gates: the architectural exception vectors.
 pub const IDT_ENTRIES: usize = 32;
 
-/// The port the syscall entry stub writes to: each guest `syscall` is an exit on it.
+/// The port the syscall entry writes to: each guest `syscall` is an exit on it. The
+/// TSS I/O bitmap opens it to CPL3 too, where PVM runs the entry.
 pub const SYSCALL_PORT: u16 = 0xe0;
 /// Exception vector N's stub writes to port EXCEPTION_PORT_BASE + N (N < 32).
 pub const EXCEPTION_PORT_BASE: u16 = 0xc0; // 0xc0..=0xdf
 /// Offset of the syscall entry in the stub page (MSR_LSTAR points here).
 pub const SYSCALL_ENTRY_OFFSET: u64 = 0x0;
-/// Offset of the SYSRET instruction in the stub page: the vCPU starts here to enter CPL3.
+/// Offset of the SYSRET instruction in the stub page (after the 2-byte `out`): the
+/// vCPU starts here to enter CPL3.
 pub const SYSRET_OFFSET: u64 = 0x2;
 /// Offset of the first exception stub in the stub page.
 pub const EXCEPTION_STUBS_OFFSET: u64 = 0x100;

@@ -1,12 +1,14 @@
 //! Identity-mapped 4-level page tables for the kernel-less guest: guest virtual equals
 //! guest physical for all RAM. Page 0 is left unmapped so NULL dereferences fault, the
-//! system area (tables, GDT, IDT, TSS, stub, CPL0 stack) is supervisor-only, and the
-//! rest is user-accessible. The first 2 MiB use 4 KiB pages, the rest 2 MiB pages.
+//! system area (tables, GDT, IDT, TSS, CPL0 stack) is supervisor-only, the stub page
+//! read-only, and the rest is user-accessible. The first 2 MiB use 4 KiB pages, the
+//! rest 2 MiB pages.
 
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use super::layout::{
-    LARGE_PAGE_SIZE, PAGE_SIZE, PDPT_ADDR, PD_ADDR, PD_COUNT, PML4_ADDR, PT0_ADDR, USER_START,
+    LARGE_PAGE_SIZE, PAGE_SIZE, PDPT_ADDR, PD_ADDR, PD_COUNT, PML4_ADDR, PT0_ADDR, STUB_ADDR,
+    USER_START,
 };
 
 /// Present.
@@ -61,8 +63,11 @@ fn write_first_table(mem: &GuestMemoryMmap) -> Result<(), PagingError> {
     let mut entries = [0u64; 512];
     for (index, entry) in entries.iter_mut().enumerate().skip(1) {
         let addr = index as u64 * PAGE_SIZE;
-        let user = if addr >= USER_START { PTE_USER } else { 0 };
-        *entry = addr | PTE_PRESENT | PTE_WRITABLE | user;
+        *entry = match addr {
+            STUB_ADDR => addr | PTE_PRESENT | PTE_USER,
+            a if a < USER_START => addr | PTE_PRESENT | PTE_WRITABLE,
+            _ => addr | PTE_PRESENT | PTE_WRITABLE | PTE_USER,
+        };
     }
     let bytes: Vec<u8> = entries.iter().flat_map(|e| e.to_le_bytes()).collect();
     mem.write_slice(&bytes, GuestAddress(PT0_ADDR))?;
@@ -132,6 +137,18 @@ mod tests {
             translate(&mem, USER_START - 1),
             Some((USER_START - 1, false))
         );
+    }
+
+    #[test]
+    fn stub_is_user_executable_but_read_only() {
+        // On PVM the syscall entry runs at CPL3, so it must be reachable from there.
+        let mem = memory(16 << 20);
+        setup_identity_map(&mem, 16 << 20).unwrap();
+        assert_eq!(translate(&mem, STUB_ADDR), Some((STUB_ADDR, true)));
+        let pte: u64 = mem
+            .read_obj(GuestAddress(PT0_ADDR + (STUB_ADDR >> 12) * 8))
+            .unwrap();
+        assert_eq!(pte & PTE_WRITABLE, 0);
     }
 
     #[test]

@@ -1,121 +1,134 @@
-//! STAND-IN syscall layer: just enough for a trivial static binary (write, writev,
-//! exit, exit_group, brk, arch_prctl, mprotect as a no-op). The full layer lives on branch `vmm-syscalls`
-//! and replaces this file at merge; the API below is the agreed contract.
+//! The kernel-less guest's system-call layer: each `syscall` the guest makes arrives
+//! here as a number and six arguments, and is answered with Linux semantics by calls on
+//! the host, confined to `--rootfs` and to guest memory.
+//!
+//! The guest is one single-threaded process: pid 1, tid 1, uid 0. Files are host files
+//! under the rootfs ([`rootfs`]), sockets are host sockets ([`net`]), memory is an
+//! allocator over a fixed range of guest RAM ([`memory`]). What is not implemented
+//! answers `ENOSYS` and is counted by name in [`SyscallStats`].
 
-use std::collections::BTreeMap;
-use std::io::Write;
+mod descriptors;
+pub mod fd_table;
+mod fs;
+mod host;
+mod io;
+pub mod memory;
+mod net;
+mod process;
+pub mod rootfs;
+mod signal;
+pub mod stats;
+mod time;
+pub mod user_memory;
+
 use std::path::PathBuf;
 use std::time::Instant;
 
-use serde::Serialize;
-use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use syscalls::{Errno, Sysno};
+use vm_memory::GuestMemoryMmap;
 
-/// The guest's address space, identity mapped.
+use self::fd_table::FdTable;
+use self::memory::MemoryState;
+use self::rootfs::Rootfs;
+use self::signal::SignalState;
+use self::stats::StatsRecorder;
+pub use self::stats::SyscallStats;
+use self::user_memory::UserMemory;
+
+/// The guest address ranges the syscall layer manages. Both ranges must hold zeros when
+/// the guest starts (fresh guest RAM) and be used by nothing else (not the loaded image,
+/// the stack, the page tables).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AddressSpace {
-    /// Where the program break starts (page-aligned end of the image).
+    /// Initial program break: the end of the loaded image (page-aligned or not). `brk`
+    /// grows from here up to `mmap_start`.
     pub brk_start: u64,
-    /// First address available to mmap (also the brk limit).
+    /// Lowest address `mmap` may hand out.
     pub mmap_start: u64,
-    /// End of the mmap area (the stack is above it).
+    /// One past the highest address `mmap` may hand out.
     pub mmap_end: u64,
 }
 
-/// What the syscall layer needs to know.
+/// What the syscall layer needs to know about one guest.
 #[derive(Debug, Clone)]
 pub struct SyscallConfig {
-    /// The directory the guest's file system calls are confined to.
+    /// Host directory that is the guest's `/`.
     pub rootfs: PathBuf,
-    /// The guest's address space.
+    /// The guest memory ranges for `brk` and `mmap`.
     pub address_space: AddressSpace,
 }
 
-/// vCPU state some syscalls read or change.
+/// The vCPU state a system call may read or change.
 pub trait CpuState {
-    /// The FS base (TLS pointer).
+    /// The FS segment base (thread pointer).
     fn fs_base(&self) -> u64;
-    /// Sets the FS base.
+    /// Sets the FS segment base (`arch_prctl(ARCH_SET_FS)`).
     fn set_fs_base(&mut self, base: u64);
 }
 
-/// What the monitor does after a syscall.
+/// What the vCPU does after a system call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyscallAction {
-    /// Resume with this raw RAX (-errno as u64 for errors).
+    /// Resume the guest with this value in `rax` (`-errno` as `u64` on failure).
     Return(u64),
-    /// The guest exited with this status.
+    /// The guest process ended with this exit status.
     Exit(i32),
 }
 
-/// Why the syscall layer could not start.
+/// Why the syscall layer could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum SyscallError {
-    /// The rootfs is not a directory.
-    #[error("rootfs {0} is not a directory")]
-    Rootfs(PathBuf),
+    /// The rootfs directory could not be opened.
+    #[error("opening rootfs {path}: {source}")]
+    Rootfs {
+        /// The directory given.
+        path: PathBuf,
+        /// What the host said.
+        source: std::io::Error,
+    },
+    /// The address space ranges are inconsistent.
+    #[error(
+        "bad guest address space {0:x?}: need brk_start <= mmap_start < mmap_end, mmap range page-aligned"
+    )]
+    AddressSpace(AddressSpace),
 }
 
-/// Per-syscall counts.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct SyscallStats {
-    /// Calls per syscall name.
-    pub counts: BTreeMap<String, u64>,
-    /// Calls answered ENOSYS, per name.
-    pub enosys: BTreeMap<String, u64>,
-}
+/// The result of one handler: a return value or an errno.
+pub(crate) type SysResult = Result<u64, Errno>;
 
-/// Answers the guest's syscalls.
+/// Answers the system calls of one guest process.
 #[derive(Debug)]
 pub struct SyscallHandler {
-    config: SyscallConfig,
-    brk: u64,
-    stats: SyscallStats,
-    ready_at: Option<Instant>,
-}
-
-const SYS_WRITE: u64 = 1;
-const SYS_MPROTECT: u64 = 10;
-const SYS_BRK: u64 = 12;
-const SYS_WRITEV: u64 = 20;
-const SYS_EXIT: u64 = 60;
-const SYS_ARCH_PRCTL: u64 = 158;
-const SYS_EXIT_GROUP: u64 = 231;
-const ARCH_SET_FS: u64 = 0x1002;
-const ARCH_GET_FS: u64 = 0x1003;
-
-fn errno(e: i32) -> u64 {
-    (-i64::from(e)) as u64
-}
-
-fn name(nr: u64) -> String {
-    match nr {
-        SYS_WRITE => "write".into(),
-        SYS_BRK => "brk".into(),
-        SYS_MPROTECT => "mprotect".into(),
-        SYS_WRITEV => "writev".into(),
-        SYS_EXIT => "exit".into(),
-        SYS_ARCH_PRCTL => "arch_prctl".into(),
-        SYS_EXIT_GROUP => "exit_group".into(),
-        other => format!("syscall_{other}"),
-    }
+    fds: FdTable,
+    rootfs: Rootfs,
+    memory: MemoryState,
+    signals: SignalState,
+    stats: StatsRecorder,
+    ready: io::ReadyDetector,
+    started: Instant,
+    thread_name: [u8; 16],
+    exit: Option<i32>,
 }
 
 impl SyscallHandler {
-    /// A handler for a fresh guest.
+    /// Sets up a guest: stdio on fds 0-2, `/` at the rootfs, empty heap and mmap area.
     pub fn new(config: SyscallConfig) -> Result<Self, SyscallError> {
-        if !config.rootfs.is_dir() {
-            return Err(SyscallError::Rootfs(config.rootfs));
-        }
-        let brk = config.address_space.brk_start;
+        let memory = MemoryState::new(config.address_space)
+            .ok_or(SyscallError::AddressSpace(config.address_space))?;
         Ok(Self {
-            config,
-            brk,
-            stats: SyscallStats::default(),
-            ready_at: None,
+            fds: FdTable::with_stdio(),
+            rootfs: Rootfs::open(&config.rootfs)?,
+            memory,
+            signals: SignalState::default(),
+            stats: StatsRecorder::default(),
+            ready: io::ReadyDetector::default(),
+            started: Instant::now(),
+            thread_name: *b"main\0\0\0\0\0\0\0\0\0\0\0\0",
+            exit: None,
         })
     }
 
-    /// Performs syscall `nr` for the guest.
+    /// Performs system call `nr` with `args` for the guest.
     pub fn handle(
         &mut self,
         mem: &GuestMemoryMmap,
@@ -123,182 +136,340 @@ impl SyscallHandler {
         nr: u64,
         args: [u64; 6],
     ) -> SyscallAction {
-        *self.stats.counts.entry(name(nr)).or_default() += 1;
-        match nr {
-            SYS_WRITE => SyscallAction::Return(self.write(mem, args[0], args[1], args[2])),
-            SYS_WRITEV => SyscallAction::Return(self.writev(mem, args[0], args[1], args[2])),
-            SYS_BRK => SyscallAction::Return(self.brk(args[0])),
-            // Guest memory is mapped read-write-execute; protections are not enforced.
-            SYS_MPROTECT => SyscallAction::Return(0),
-            SYS_ARCH_PRCTL => SyscallAction::Return(arch_prctl(mem, cpu, args[0], args[1])),
-            SYS_EXIT | SYS_EXIT_GROUP => SyscallAction::Exit(args[0] as i32),
-            _ => {
-                *self.stats.enosys.entry(name(nr)).or_default() += 1;
-                SyscallAction::Return(errno(libc::ENOSYS))
-            }
-        }
-    }
-
-    fn write(&mut self, mem: &GuestMemoryMmap, fd: u64, buf: u64, len: u64) -> u64 {
-        let mut data = vec![0u8; len.min(1 << 20) as usize];
-        if mem.read_slice(&mut data, GuestAddress(buf)).is_err() {
-            return errno(libc::EFAULT);
-        }
-        let result = match fd {
-            1 => {
-                if self.ready_at.is_none() && data.split(|&b| b == b'\n').any(|l| l == b"READY") {
-                    self.ready_at = Some(Instant::now());
-                }
-                std::io::stdout()
-                    .write_all(&data)
-                    .and_then(|()| std::io::stdout().flush())
-            }
-            2 => std::io::stderr().write_all(&data),
-            _ => return errno(libc::EBADF),
+        let um = UserMemory::new(mem);
+        let sysno = usize::try_from(nr).ok().and_then(Sysno::new);
+        let result = match sysno {
+            Some(sysno) => self.dispatch(&um, cpu, sysno, args),
+            None => Err(Errno::ENOSYS),
         };
-        match result {
-            Ok(()) => data.len() as u64,
-            Err(e) => errno(e.raw_os_error().unwrap_or(libc::EIO)),
+        self.stats.record(nr, &result);
+        if let Some(status) = self.exit.take() {
+            return SyscallAction::Exit(status);
         }
+        SyscallAction::Return(match result {
+            Ok(v) => v,
+            Err(e) => (-i64::from(e.into_raw())) as u64,
+        })
     }
 
-    fn writev(&mut self, mem: &GuestMemoryMmap, fd: u64, iov: u64, count: u64) -> u64 {
-        if count > 1024 {
-            return errno(libc::EINVAL);
-        }
-        let mut total = 0u64;
-        for i in 0..count {
-            let at = GuestAddress(iov.wrapping_add(i * 16));
-            let (Ok(base), Ok(len)) = (
-                mem.read_obj::<u64>(at),
-                mem.read_obj::<u64>(GuestAddress(at.0.wrapping_add(8))),
-            ) else {
-                return errno(libc::EFAULT);
-            };
-            let written = self.write(mem, fd, base, len);
-            if (written as i64) < 0 {
-                return if total > 0 { total } else { written };
-            }
-            total += written;
-        }
-        total
-    }
-
-    fn brk(&mut self, addr: u64) -> u64 {
-        let space = self.config.address_space;
-        if (space.brk_start..=space.mmap_start).contains(&addr) {
-            self.brk = addr;
-        }
-        self.brk
-    }
-
-    /// Counts so far.
+    /// Counts of the system calls made so far.
     pub fn stats(&self) -> SyscallStats {
-        self.stats.clone()
+        self.stats.snapshot()
     }
 
-    /// When the guest first wrote a line "READY" to fd 1.
+    /// When the guest first wrote a line `READY` to fd 1.
     pub fn ready_at(&self) -> Option<Instant> {
-        self.ready_at
+        self.ready.at()
     }
-}
 
-fn arch_prctl(mem: &GuestMemoryMmap, cpu: &mut dyn CpuState, code: u64, addr: u64) -> u64 {
-    match code {
-        ARCH_SET_FS => {
-            cpu.set_fs_base(addr);
-            0
+    /// One arm per implemented call; the rest is `ENOSYS`.
+    fn dispatch(
+        &mut self,
+        um: &UserMemory<'_>,
+        cpu: &mut dyn CpuState,
+        sysno: Sysno,
+        a: [u64; 6],
+    ) -> SysResult {
+        use Sysno as S;
+        const AT_FDCWD: u64 = libc::AT_FDCWD as u64;
+        match sysno {
+            // memory
+            S::brk => Ok(self.memory.brk(um, a[0])),
+            S::mmap => self.mmap(um, a),
+            S::munmap => self.memory.munmap(um, a[0], a[1]),
+            S::mprotect => self.memory.mprotect(a[0], a[1]),
+            S::mremap => self.memory.mremap(um, a),
+            S::madvise => self.memory.madvise(um, a[0], a[1], a[2]),
+            S::arch_prctl => process::arch_prctl(um, cpu, a[0], a[1]),
+            // read and write
+            S::read => self.read(um, a[0], a[1], a[2]),
+            S::write => self.write(um, a[0], a[1], a[2]),
+            S::readv => self.readv(um, a[0], a[1], a[2], None),
+            S::writev => self.writev(um, a[0], a[1], a[2], None),
+            S::pread64 => self.pread(um, a[0], a[1], a[2], a[3]),
+            S::pwrite64 => self.pwrite(um, a[0], a[1], a[2], a[3]),
+            S::preadv => self.readv(um, a[0], a[1], a[2], Some(a[3])),
+            S::pwritev => self.writev(um, a[0], a[1], a[2], Some(a[3])),
+            S::ioctl => self.ioctl(um, a[0], a[1], a[2]),
+            S::poll => self.poll(um, a[0], a[1], a[2] as i32),
+            S::ppoll => self.ppoll(um, a[0], a[1], a[2]),
+            // descriptors
+            S::close => self.fds.remove(a[0]).map(|()| 0),
+            S::dup => self.dup(a[0]),
+            S::dup2 => self.dup3(a[0], a[1], 0, true),
+            S::dup3 => self.dup3(a[0], a[1], a[2], false),
+            S::fcntl => self.fcntl(a[0], a[1], a[2]),
+            S::pipe => self.pipe2(um, a[0], 0),
+            S::pipe2 => self.pipe2(um, a[0], a[1]),
+            // files and directories
+            S::open => self.openat(um, AT_FDCWD, a[0], a[1], a[2]),
+            S::creat => self.openat(um, AT_FDCWD, a[0], fs::CREAT_FLAGS, a[1]),
+            S::openat => self.openat(um, a[0], a[1], a[2], a[3]),
+            S::fstat => self.fstat(um, a[0], a[1]),
+            S::stat => self.fstatat(um, AT_FDCWD, a[0], a[1], 0),
+            S::lstat => self.fstatat(um, AT_FDCWD, a[0], a[1], fs::NOFOLLOW),
+            S::newfstatat => self.fstatat(um, a[0], a[1], a[2], a[3]),
+            S::statx => self.statx(um, a),
+            S::lseek => self.plain_fd(S::lseek, a),
+            S::fsync => self.plain_fd(S::fsync, a),
+            S::fdatasync => self.plain_fd(S::fdatasync, a),
+            S::ftruncate => self.plain_fd(S::ftruncate, a),
+            S::fchmod => self.plain_fd(S::fchmod, a),
+            S::flock => self.plain_fd(S::flock, a),
+            S::fadvise64 => self.plain_fd(S::fadvise64, a),
+            S::fallocate => self.plain_fd(S::fallocate, a),
+            S::link => self.linkat(um, [AT_FDCWD, a[0], AT_FDCWD, a[1]], 0),
+            S::linkat => self.linkat(um, [a[0], a[1], a[2], a[3]], a[4]),
+            S::getdents64 => self.getdents64(um, a[0], a[1], a[2]),
+            S::mkdir => self.mkdirat(um, AT_FDCWD, a[0], a[1]),
+            S::mkdirat => self.mkdirat(um, a[0], a[1], a[2]),
+            S::unlink => self.unlinkat(um, AT_FDCWD, a[0], 0),
+            S::rmdir => self.unlinkat(um, AT_FDCWD, a[0], libc::AT_REMOVEDIR as u64),
+            S::unlinkat => self.unlinkat(um, a[0], a[1], a[2]),
+            S::rename => self.renameat2(um, [AT_FDCWD, a[0], AT_FDCWD, a[1]], 0),
+            S::renameat => self.renameat2(um, [a[0], a[1], a[2], a[3]], 0),
+            S::renameat2 => self.renameat2(um, [a[0], a[1], a[2], a[3]], a[4]),
+            S::symlink => self.symlinkat(um, a[0], AT_FDCWD, a[1]),
+            S::symlinkat => self.symlinkat(um, a[0], a[1], a[2]),
+            S::readlink => self.readlinkat(um, AT_FDCWD, a[0], a[1], a[2]),
+            S::readlinkat => self.readlinkat(um, a[0], a[1], a[2], a[3]),
+            S::access => self.faccessat(um, AT_FDCWD, a[0], a[1], 0),
+            S::faccessat => self.faccessat(um, a[0], a[1], a[2], 0),
+            S::faccessat2 => self.faccessat(um, a[0], a[1], a[2], a[3]),
+            S::getcwd => self.getcwd(um, a[0], a[1]),
+            S::chdir => self.chdir(um, a[0]),
+            S::fchdir => self.fchdir(a[0]),
+            S::umask => host::plain(S::umask, [a[0] & 0o777, 0, 0, 0]).map(|v| v as u64),
+            S::utimensat => self.utimensat(um, a),
+            S::chmod => self.fchmodat(um, AT_FDCWD, a[0], a[1]),
+            S::fchmodat => self.fchmodat(um, a[0], a[1], a[2]),
+            S::chown => self.fchownat(um, [AT_FDCWD, a[0], a[1], a[2], 0, 0]),
+            S::lchown => self.fchownat(um, [AT_FDCWD, a[0], a[1], a[2], fs::NOFOLLOW, 0]),
+            S::fchownat => self.fchownat(um, a),
+            S::fchown => self.plain_fd(S::fchown, a),
+            S::truncate => self.truncate(um, a[0], a[1]),
+            S::statfs => self.statfs(um, (0, Some(a[0])), a[1]),
+            S::fstatfs => self.statfs(um, (a[0], None), a[1]),
+            S::sendfile => self.sendfile(um, a[0], a[1], a[2], a[3]),
+            // time
+            S::clock_gettime => time::clock_gettime(um, a[0], a[1]),
+            S::clock_getres => time::clock_getres(um, a[0], a[1]),
+            S::gettimeofday => time::gettimeofday(um, a[0], a[1]),
+            S::time => time::time(um, a[0]),
+            S::nanosleep => time::nanosleep(um, a[0], a[1]),
+            S::clock_nanosleep => time::clock_nanosleep(um, a[0], a[1], a[2], a[3]),
+            // identity and process
+            S::getpid | S::gettid => Ok(process::PID),
+            S::getppid => Ok(0),
+            S::getuid | S::geteuid | S::getgid | S::getegid => Ok(0),
+            S::getgroups => Ok(0),
+            S::getrusage => process::getrusage(um, a[0], a[1]),
+            S::wait4 | S::waitid => Err(Errno::ECHILD),
+            S::prctl => process::prctl(um, &mut self.thread_name, a[0], a[1]),
+            S::getpgrp | S::getpgid | S::getsid => Ok(process::PID),
+            S::uname => process::uname(um, a[0]),
+            S::sysinfo => process::sysinfo(um, a[0], self.started, &self.memory),
+            S::sched_getaffinity => process::sched_getaffinity(um, a[0], a[1], a[2]),
+            S::sched_yield => Ok(0),
+            S::getrandom => process::getrandom(um, a[0], a[1], a[2]),
+            S::prlimit64 => process::prlimit64(um, a[0], a[1], a[2], a[3]),
+            S::getrlimit => process::prlimit64(um, 0, a[0], 0, a[1]),
+            S::set_tid_address => Ok(process::PID),
+            S::set_robust_list => Ok(0),
+            S::futex => process::futex(um, a),
+            S::exit | S::exit_group => {
+                self.exit = Some(a[0] as i32);
+                Ok(0)
+            }
+            // signals
+            S::rt_sigaction => self.signals.rt_sigaction(um, a[0], a[1], a[2], a[3]),
+            S::rt_sigprocmask => self.signals.rt_sigprocmask(um, a[0], a[1], a[2], a[3]),
+            S::sigaltstack => self.signals.sigaltstack(um, a[0], a[1]),
+            S::pause => signal::pause(),
+            S::kill => self.kill(a[0], a[1]),
+            S::tkill => self.kill(a[0], a[1]),
+            S::tgkill => self.kill(a[1], a[2]),
+            // sockets
+            S::socket => self.socket(a[0], a[1], a[2]),
+            S::connect => self.connect_or_bind(um, S::connect, a[0], a[1], a[2]),
+            S::bind => self.connect_or_bind(um, S::bind, a[0], a[1], a[2]),
+            S::listen => self.plain_fd(S::listen, a),
+            S::shutdown => self.plain_fd(S::shutdown, a),
+            S::accept => self.accept4(um, a[0], a[1], a[2], 0),
+            S::accept4 => self.accept4(um, a[0], a[1], a[2], a[3]),
+            S::getsockname => self.socket_name(um, S::getsockname, a[0], a[1], a[2]),
+            S::getpeername => self.socket_name(um, S::getpeername, a[0], a[1], a[2]),
+            S::setsockopt => self.setsockopt(um, a),
+            S::getsockopt => self.getsockopt(um, a),
+            S::sendto => self.sendto(um, a),
+            S::recvfrom => self.recvfrom(um, a),
+            S::sendmsg => self.sendmsg(um, a[0], a[1], a[2]),
+            S::recvmsg => self.recvmsg(um, a[0], a[1], a[2]),
+            _ => Err(Errno::ENOSYS),
         }
-        ARCH_GET_FS => match mem.write_obj(cpu.fs_base(), GuestAddress(addr)) {
-            Ok(()) => 0,
-            Err(_) => errno(libc::EFAULT),
-        },
-        _ => errno(libc::EINVAL),
+    }
+
+    /// Calls whose arguments after the fd are plain integers: the guest fd is swapped for
+    /// the host one and the rest passed as is.
+    fn plain_fd(&mut self, nr: Sysno, a: [u64; 6]) -> SysResult {
+        let host = self.fds.host_fd(a[0])?;
+        host::plain(nr, [host as u64, a[1], a[2], a[3]]).map(|v| v as u64)
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use vm_memory::GuestAddress;
 
-    #[derive(Default)]
-    struct FakeCpu(u64);
+    /// A vCPU that only has an FS base.
+    #[derive(Debug, Default)]
+    pub(crate) struct FakeCpu {
+        pub fs_base: u64,
+    }
+
     impl CpuState for FakeCpu {
         fn fs_base(&self) -> u64 {
-            self.0
+            self.fs_base
         }
         fn set_fs_base(&mut self, base: u64) {
-            self.0 = base;
+            self.fs_base = base;
         }
     }
 
-    fn handler() -> (SyscallHandler, GuestMemoryMmap) {
-        let config = SyscallConfig {
-            rootfs: std::env::temp_dir(),
-            address_space: AddressSpace {
-                brk_start: 0x10_0000,
-                mmap_start: 0x20_0000,
-                mmap_end: 0x30_0000,
-            },
+    /// Scratch guest address for test buffers.
+    pub(crate) const SCRATCH: u64 = 0x10_0000; // 1 MiB
+
+    /// A guest: 16 MiB of memory, heap at 2 MiB, mmap area 4-12 MiB, and a rootfs.
+    pub(crate) struct Guest {
+        pub mem: GuestMemoryMmap,
+        pub cpu: FakeCpu,
+        pub handler: SyscallHandler,
+        pub root: PathBuf,
+        _dir: tempfile::TempDir,
+    }
+
+    pub(crate) const SPACE: AddressSpace = AddressSpace {
+        brk_start: 0x20_0000,
+        mmap_start: 0x40_0000,
+        mmap_end: 0xc0_0000,
+    };
+
+    impl Guest {
+        pub(crate) fn new() -> Self {
+            let (dir, root) = rootfs::tests::fixture();
+            let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 16 << 20)]).unwrap();
+            let config = SyscallConfig {
+                rootfs: root.clone(),
+                address_space: SPACE,
+            };
+            let handler = SyscallHandler::new(config).unwrap();
+            Self {
+                mem,
+                cpu: FakeCpu::default(),
+                handler,
+                root,
+                _dir: dir,
+            }
+        }
+
+        /// Makes a call; panics on exit.
+        pub(crate) fn call(&mut self, nr: Sysno, args: &[u64]) -> i64 {
+            let mut a = [0u64; 6];
+            a[..args.len()].copy_from_slice(args);
+            match self.handler.handle(&self.mem, &mut self.cpu, nr as u64, a) {
+                SyscallAction::Return(v) => v as i64,
+                SyscallAction::Exit(s) => panic!("guest exited with {s}"),
+            }
+        }
+
+        pub(crate) fn um(&self) -> UserMemory<'_> {
+            UserMemory::new(&self.mem)
+        }
+
+        /// Writes a NUL-terminated string into guest memory at `at`.
+        pub(crate) fn put_str(&self, at: u64, s: &str) -> u64 {
+            let mut b = s.as_bytes().to_vec();
+            b.push(0);
+            self.um().write(at, &b).unwrap();
+            at
+        }
+    }
+
+    pub(crate) fn err(e: Errno) -> i64 {
+        -i64::from(e.into_raw())
+    }
+
+    #[test]
+    fn unknown_and_unimplemented_calls_are_enosys_and_counted() {
+        let mut g = Guest::new();
+        assert_eq!(g.call(Sysno::io_uring_setup, &[]), err(Errno::ENOSYS));
+        assert_eq!(g.call(Sysno::io_uring_setup, &[]), err(Errno::ENOSYS));
+        let r = g.handler.handle(&g.mem, &mut g.cpu, 100_000, [0; 6]);
+        assert_eq!(r, SyscallAction::Return(err(Errno::ENOSYS) as u64));
+        g.call(Sysno::getpid, &[]);
+        let stats = g.handler.stats();
+        assert_eq!(stats.enosys.get("io_uring_setup"), Some(&2));
+        assert_eq!(stats.enosys.get("unknown_100000"), Some(&1));
+        assert_eq!(stats.calls.get("getpid"), Some(&1));
+        assert!(!stats.enosys.contains_key("getpid"));
+        assert_eq!(stats.total, 4);
+    }
+
+    #[test]
+    fn the_implemented_list_matches_the_dispatch_table() {
+        let mut g = Guest::new();
+        for fd in 0..3 {
+            g.call(Sysno::close, &[fd]); // no call below may touch the test's stdio
+        }
+        let mut answered = std::collections::BTreeSet::new();
+        for sysno in Sysno::iter() {
+            // pause blocks and umask changes the test process: both are implemented.
+            if matches!(sysno, Sysno::pause | Sysno::umask) {
+                answered.insert(sysno.name());
+                continue;
+            }
+            // Every argument points at zeroed scratch memory; prctl needs a real option.
+            let mut args = [SCRATCH; 6];
+            if sysno == Sysno::prctl {
+                args[0] = libc::PR_GET_NAME as u64;
+            }
+            g.um().zero(SCRATCH, 0x1000).unwrap();
+            let r = g.handler.handle(&g.mem, &mut g.cpu, sysno as u64, args);
+            if r != SyscallAction::Return(err(Errno::ENOSYS) as u64) {
+                answered.insert(sysno.name());
+            }
+        }
+        let listed: std::collections::BTreeSet<_> = stats::implemented().collect();
+        assert_eq!(listed, answered);
+    }
+
+    #[test]
+    fn exit_group_ends_the_guest_with_its_status() {
+        let mut g = Guest::new();
+        let r = g.handler.handle(
+            &g.mem,
+            &mut g.cpu,
+            Sysno::exit_group as u64,
+            [3, 0, 0, 0, 0, 0],
+        );
+        assert_eq!(r, SyscallAction::Exit(3));
+    }
+
+    #[test]
+    fn a_bad_address_space_is_refused() {
+        let (_dir, root) = rootfs::tests::fixture();
+        let space = AddressSpace {
+            brk_start: 0x1000,
+            mmap_start: 0x8000,
+            mmap_end: 0x4000,
         };
-        let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x40_0000)]).unwrap();
-        (SyscallHandler::new(config).unwrap(), mem)
-    }
-
-    #[test]
-    fn brk_moves_within_its_area_only() {
-        let (mut h, mem) = handler();
-        let mut cpu = FakeCpu::default();
-        assert_eq!(
-            h.handle(&mem, &mut cpu, SYS_BRK, [0; 6]),
-            SyscallAction::Return(0x10_0000)
-        );
-        assert_eq!(
-            h.handle(&mem, &mut cpu, SYS_BRK, [0x11_0000, 0, 0, 0, 0, 0]),
-            SyscallAction::Return(0x11_0000)
-        );
-        assert_eq!(
-            h.handle(&mem, &mut cpu, SYS_BRK, [0x90_0000, 0, 0, 0, 0, 0]),
-            SyscallAction::Return(0x11_0000)
-        );
-    }
-
-    #[test]
-    fn arch_prctl_sets_fs_and_bad_pointers_fault() {
-        let (mut h, mem) = handler();
-        let mut cpu = FakeCpu::default();
-        h.handle(
-            &mem,
-            &mut cpu,
-            SYS_ARCH_PRCTL,
-            [ARCH_SET_FS, 0x1234, 0, 0, 0, 0],
-        );
-        assert_eq!(cpu.0, 0x1234);
-        let bad = h.handle(
-            &mem,
-            &mut cpu,
-            SYS_ARCH_PRCTL,
-            [ARCH_GET_FS, 1 << 40, 0, 0, 0, 0],
-        );
-        assert_eq!(bad, SyscallAction::Return(errno(libc::EFAULT)));
-        let bad_write = h.handle(&mem, &mut cpu, SYS_WRITE, [1, 1 << 40, 4, 0, 0, 0]);
-        assert_eq!(bad_write, SyscallAction::Return(errno(libc::EFAULT)));
-    }
-
-    #[test]
-    fn unknown_syscalls_are_enosys_and_counted() {
-        let (mut h, mem) = handler();
-        let r = h.handle(&mem, &mut FakeCpu::default(), 999, [0; 6]);
-        assert_eq!(r, SyscallAction::Return(errno(libc::ENOSYS)));
-        assert_eq!(h.stats().enosys["syscall_999"], 1);
-        assert_eq!(
-            h.handle(
-                &mem,
-                &mut FakeCpu::default(),
-                SYS_EXIT_GROUP,
-                [3, 0, 0, 0, 0, 0]
-            ),
-            SyscallAction::Exit(3)
-        );
+        let err = SyscallHandler::new(SyscallConfig {
+            rootfs: root,
+            address_space: space,
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("bad guest address space"), "{err}");
     }
 }

@@ -1,0 +1,278 @@
+//! `microvm exec` end to end (needs /dev/kvm): static binaries run in the kernel-less
+//! guest, their exit codes pass through, faults and timeouts are reported, and bad
+//! binaries are refused with a clear error and nothing left behind.
+
+mod common;
+
+use common::{code, elf, exec, kvm_available, leftovers, phdr, program};
+use predicates::prelude::*;
+
+const EXEC: u16 = 2;
+const DYN: u16 = 3;
+
+fn setup(test: &str) -> Option<(tempfile::TempDir, tempfile::TempDir)> {
+    kvm_available(test).then(|| (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()))
+}
+
+#[test]
+fn kvm_guest_exit_code_passes_through() {
+    let Some((bins, tmp)) = setup("kvm_guest_exit_code_passes_through") else {
+        return;
+    };
+    let prog = program(bins.path(), "exit42", &elf(EXEC, &code::exit(42), &[]));
+    exec(tmp.path()).arg(&prog).assert().code(42).stderr("");
+    assert!(leftovers(tmp.path()).is_empty(), "temporary rootfs removed");
+}
+
+#[test]
+fn kvm_static_pie_writes_to_stdout() {
+    let Some((bins, tmp)) = setup("kvm_static_pie_writes_to_stdout") else {
+        return;
+    };
+    // Static-pie is loaded at 4 MiB; the code follows the headers (64 + 56 bytes).
+    let hello = code::hello(b"hello from the guest\n", 0x40_0000 + 120);
+    let prog = program(bins.path(), "hello", &elf(DYN, &hello, &[]));
+    exec(tmp.path())
+        .arg(&prog)
+        .assert()
+        .success()
+        .stdout("hello from the guest\n");
+}
+
+#[test]
+fn kvm_busybox_echo_runs_in_the_guest() {
+    let Some((_bins, tmp)) = setup("kvm_busybox_echo_runs_in_the_guest") else {
+        return;
+    };
+    if !std::path::Path::new("/bin/busybox").exists() {
+        eprintln!("skipping: /bin/busybox (busybox-static) is not installed");
+        return;
+    }
+    exec(tmp.path())
+        .args(["--", "/bin/busybox", "echo", "hi", "-n", "there"])
+        .assert()
+        .success()
+        .stdout("hi -n there\n");
+}
+
+#[test]
+fn kvm_workload_ready_prints_ready() {
+    let Some((_bins, tmp)) = setup("kvm_workload_ready_prints_ready") else {
+        return;
+    };
+    let workload = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/x86_64-unknown-linux-gnu/debug/workload");
+    if !workload.exists() {
+        eprintln!("skipping: build the workload first (cargo build -p workload)");
+        return;
+    }
+    let out = exec(tmp.path())
+        .arg("--stats")
+        .arg(&workload)
+        .arg("ready")
+        .assert()
+        .success();
+    let out = out.get_output();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "READY\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stats = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("STATS "))
+        .expect("a STATS line");
+    let json: serde_json::Value = serde_json::from_str(stats).unwrap();
+    let names: Vec<&str> = json["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "create_vm",
+            "memory",
+            "vcpu_setup",
+            "load",
+            "first_instruction",
+            "ready",
+            "exit"
+        ]
+    );
+    assert!(
+        json["ports"]["0xe0"]["count"].as_u64().unwrap() > 5,
+        "one exit per syscall"
+    );
+    assert!(json["syscalls"].is_object());
+    assert!(["vmx", "svm", "pvm"].contains(&json["kvm_flavor"].as_str().unwrap()));
+}
+
+#[test]
+fn kvm_null_dereference_is_reported_as_a_page_fault() {
+    let Some((bins, tmp)) = setup("kvm_null_dereference_is_reported_as_a_page_fault") else {
+        return;
+    };
+    let prog = program(bins.path(), "null", &elf(EXEC, code::NULL_READ, &[]));
+    exec(tmp.path())
+        .arg(&prog)
+        .assert()
+        .code(128 + 11)
+        .stderr(predicate::str::contains(
+            "guest exception #PF (page fault, vector 14) at rip 0x400078",
+        ))
+        .stderr(predicate::str::contains("fault address 0x0"))
+        .stderr(predicate::str::contains(
+            "user read from a not-present page",
+        ));
+}
+
+#[test]
+fn kvm_invalid_opcode_is_reported() {
+    let Some((bins, tmp)) = setup("kvm_invalid_opcode_is_reported") else {
+        return;
+    };
+    let prog = program(bins.path(), "ud2", &elf(EXEC, code::UD2, &[]));
+    exec(tmp.path())
+        .arg(&prog)
+        .assert()
+        .code(128 + 4)
+        .stderr(predicate::str::contains(
+            "#UD (invalid opcode, vector 6) at rip 0x400078",
+        ));
+}
+
+#[test]
+fn kvm_timeout_stops_a_guest_that_never_exits() {
+    let Some((bins, tmp)) = setup("kvm_timeout_stops_a_guest_that_never_exits") else {
+        return;
+    };
+    let prog = program(bins.path(), "spin", &elf(EXEC, code::SPIN, &[]));
+    common::microvm()
+        .env("TMPDIR", tmp.path())
+        .args(["exec", "--timeout", "0.3"])
+        .arg(&prog)
+        .assert()
+        .code(124)
+        .stderr(predicate::str::contains("longer than --timeout 0.3s"));
+    assert!(leftovers(tmp.path()).is_empty());
+}
+
+/// Runs `bytes` as a program and expects a monitor error mentioning `message`.
+fn refused(name: &str, bytes: &[u8], message: &str) {
+    let Some((bins, tmp)) = setup(name) else {
+        return;
+    };
+    let prog = program(bins.path(), name, bytes);
+    exec(tmp.path())
+        .arg(&prog)
+        .assert()
+        .code(125)
+        .stdout("")
+        .stderr(predicate::str::starts_with("error: loading "))
+        .stderr(predicate::str::contains(message));
+    assert!(leftovers(tmp.path()).is_empty(), "nothing left behind");
+}
+
+#[test]
+fn kvm_truncated_elf_is_refused() {
+    let whole = elf(EXEC, &code::exit(0), &[]);
+    refused("truncated_header", &whole[..40], "truncated ELF");
+    refused(
+        "truncated_segment",
+        &whole[..whole.len() - 4],
+        "truncated ELF",
+    );
+}
+
+#[test]
+fn kvm_non_elf_and_foreign_elf_are_refused() {
+    refused("script", b"#!/bin/sh\necho hi\n", "not an ELF file");
+    let mut arm = elf(EXEC, &code::exit(0), &[]);
+    arm[18] = 183; // EM_AARCH64
+    refused("arm64", &arm, "not an x86_64 ELF: machine 183");
+}
+
+#[test]
+fn kvm_dynamically_linked_binary_needs_a_static_one() {
+    let interp = phdr(3, 64 + 2 * 56 + 12, 0, 12, 12);
+    let mut code = code::exit(0);
+    code.extend(b"/lib/ld.so\0\0");
+    refused(
+        "dynamic",
+        &elf(DYN, &code, &[interp]),
+        "needs a static binary",
+    );
+}
+
+#[test]
+fn kvm_overlapping_and_oversized_segments_are_refused() {
+    let overlap = phdr(1, 0, 0x40_0800, 0, 0x100);
+    refused(
+        "overlap",
+        &elf(EXEC, &code::exit(0), &[overlap]),
+        "overlapping segments",
+    );
+    let huge = phdr(1, 0, 0x100_0000, 0, 1 << 32);
+    refused(
+        "huge",
+        &elf(EXEC, &code::exit(0), &[huge]),
+        "a larger --mem may help",
+    );
+}
+
+#[test]
+fn kvm_binary_larger_than_guest_memory_is_refused() {
+    let Some((bins, tmp)) = setup("kvm_binary_larger_than_guest_memory_is_refused") else {
+        return;
+    };
+    // 40 MiB of data in a 32 MiB guest.
+    let mut code = code::exit(0);
+    code.resize(40 << 20, 0);
+    let prog = program(bins.path(), "big", &elf(EXEC, &code, &[]));
+    common::microvm()
+        .env("TMPDIR", tmp.path())
+        .args(["exec", "--mem", "32"])
+        .arg(&prog)
+        .assert()
+        .code(125)
+        .stderr(predicate::str::contains("does not fit in guest memory"));
+    assert!(leftovers(tmp.path()).is_empty());
+}
+
+#[test]
+fn missing_binary_and_bad_options_are_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    exec(tmp.path())
+        .arg("/nonexistent/isolab-prog")
+        .assert()
+        .code(125)
+        .stderr(predicate::str::contains(
+            "error: loading /nonexistent/isolab-prog: No such file",
+        ));
+    common::microvm()
+        .args(["exec", "--mem", "7", "/bin/true"])
+        .assert()
+        .code(125)
+        .stderr(predicate::str::contains("--mem 7 MiB"));
+    common::microvm()
+        .args(["exec", "--rootfs", "/nonexistent/isolab-root", "/bin/true"])
+        .assert()
+        .code(125)
+        .stderr(predicate::str::contains(
+            "--rootfs /nonexistent/isolab-root",
+        ));
+    common::microvm()
+        .args(["exec", "--timeout", "0", "/bin/true"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn help_explains_exec() {
+    common::microvm()
+        .args(["exec", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("kernel-less"))
+        .stdout(predicate::str::contains("--rootfs"))
+        .stdout(predicate::str::contains("124"));
+}
