@@ -225,7 +225,8 @@ fn skip_reason(
     scenario: &str,
     quick: bool,
 ) -> Option<String> {
-    model.unsupported(scenario).or_else(|| {
+    let applies = scenarios::by_name(scenario).and_then(|s| s.skip_for(model));
+    applies.or_else(|| model.unsupported(scenario)).or_else(|| {
         (quick && status.emulated && !QUICK_EMULATED.contains(&scenario)).then(|| {
             format!(
                 "left out of --quick: {} is emulated and takes seconds per launch; run without --quick",

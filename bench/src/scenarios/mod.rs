@@ -3,6 +3,7 @@
 //! as in the results contract (`launch_to_ready_ms`, `pss_kib`, `cpu.ops_per_s`, ...).
 
 pub mod density;
+pub mod image;
 pub mod isolation;
 pub mod memory;
 pub mod net;
@@ -90,6 +91,11 @@ pub trait Scenario: fmt::Debug {
     fn once(&self) -> bool {
         false
     }
+    /// Why this scenario does not apply to `model`, when it does not (the container
+    /// claim scenarios run only on isolab's engine).
+    fn skip_for(&self, _model: &dyn Model) -> Option<String> {
+        None
+    }
     /// Takes one sample; `Err` is a failed sample with the reason.
     fn sample(&self, ctx: &Ctx<'_>, params: &Params) -> Result<Measured, String>;
 }
@@ -102,6 +108,7 @@ pub fn by_name(name: &str) -> Option<Box<dyn Scenario>> {
         "density" => Box::new(density::Density),
         "net" => Box::new(net::Net),
         "isolation" => Box::new(isolation::Isolation),
+        "image" => Box::new(image::Image),
         other => Box::new(throughput::Throughput::named(other)?),
     })
 }

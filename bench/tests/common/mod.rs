@@ -11,17 +11,25 @@ pub fn bench() -> assert_cmd::Command {
     assert_cmd::Command::cargo_bin("bench").expect("bench binary")
 }
 
-/// The real workload binary next to `bench`, built with cargo when missing (bench only
-/// depends on the workload's library, so `cargo test -p bench` does not build it).
+/// The real workload binary next to `bench`, built with cargo (bench only depends on
+/// the workload's library, so `cargo test -p bench` does not build its binary).
 pub fn workload() -> PathBuf {
+    built("workload", "workload")
+}
+
+/// Binary `bin` of `package`, next to `bench`, built with cargo first.
+pub fn built(package: &str, bin: &str) -> PathBuf {
     let bench = assert_cmd::cargo::cargo_bin("bench");
-    let path = bench.parent().expect("bin dir").join("workload");
+    let path = bench.parent().expect("bin dir").join(bin);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--quiet", "-p", "workload"])
+        .args(["build", "--quiet", "-p", package, "--bin", bin])
         .status()
-        .expect("running cargo build -p workload");
-    assert!(status.success(), "cargo build -p workload failed");
+        .expect("running cargo build");
+    assert!(
+        status.success(),
+        "cargo build -p {package} --bin {bin} failed"
+    );
     assert!(path.is_file(), "{} missing after the build", path.display());
     path
 }
