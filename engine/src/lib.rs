@@ -3,6 +3,6 @@
 //! `engine-oci` (runc-compatible) and `engine` (docker-like).
 
 pub mod cgroups;
-pub mod network;
 pub mod image;
+pub mod network;
 pub mod volume;

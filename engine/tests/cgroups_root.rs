@@ -215,3 +215,47 @@ fn root_a_limit_the_kernel_refuses_leaves_no_directory() {
         Err(engine::cgroups::CgroupError::NotFound(_))
     ));
 }
+
+/// The host's cgroup2 mount used as a pure v2 tree: on a hybrid host it has no
+/// controllers, which still proves the v2 create, track, kill and remove path.
+fn v2_root() -> Option<CgroupRoot> {
+    let unified = host_root()?.unified()?.to_path_buf();
+    Some(CgroupRoot::at(CgroupMode::V2, unified))
+}
+
+#[test]
+fn root_v2_tree_tracks_kills_and_removes_on_a_real_cgroup2_mount() {
+    let Some(root) = v2_root() else { return };
+    let path = unique("v2");
+    let cg = Cgroup::create(&root, &path, None).unwrap();
+    let mut child = held_shell("busybox sleep 30");
+    cg.add_process(child.id() as i32).unwrap();
+    assert_eq!(cg.pids(), vec![child.id() as i32]);
+    let dir = cg.unified_dir().unwrap().to_path_buf();
+    cg.destroy().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
+    assert!(!dir.exists(), "{} left behind", dir.display());
+}
+
+#[test]
+fn root_v2_limit_without_its_controller_is_a_clear_error_and_leaves_nothing() {
+    let Some(root) = v2_root() else { return };
+    let offered = std::fs::read_to_string(root.unified().unwrap().join("cgroup.controllers"));
+    let offered = offered.unwrap_or_default();
+    if offered.contains("pids") && offered.contains("cpu") {
+        eprintln!("skipped: this cgroup2 tree offers every controller the limits need");
+        return;
+    }
+    let path = unique("v2-nopids");
+    let err = Cgroup::create(&root, &path, Some(&resources(None, Some(4)))).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains(".max does not exist") && msg.contains("controller"),
+        "{msg}"
+    );
+    assert!(matches!(
+        Cgroup::open(&root, &path),
+        Err(engine::cgroups::CgroupError::NotFound(_))
+    ));
+}

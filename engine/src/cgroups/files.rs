@@ -6,6 +6,7 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::resources::Setting;
 use super::CgroupError;
 
 /// Writes `value` to `dir/file`; the file is created only on a plain (test) filesystem.
@@ -14,6 +15,18 @@ pub(crate) fn write(dir: &Path, file: &str, value: &str) -> Result<(), CgroupErr
     std::fs::write(&path, value).map_err(|source| CgroupError::Io {
         what: format!("writing {value:?} to {}", path.display()),
         source,
+    })
+}
+
+/// Writes one limit: like [`write`], but a missing file is reported as a controller
+/// that is not enabled, which is what it means on a real cgroup filesystem.
+pub(crate) fn write_setting(dir: &Path, s: &Setting) -> Result<(), CgroupError> {
+    write(dir, &s.file, &s.value).map_err(|e| match dir.join(&s.file) {
+        file if dir.is_dir() && !file.exists() => CgroupError::ControllerUnavailable {
+            controller: s.controller.name(),
+            file,
+        },
+        _ => e,
     })
 }
 

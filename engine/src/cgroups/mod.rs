@@ -41,6 +41,12 @@ pub enum CgroupError {
     /// A limit needs a v1 controller that is not mounted.
     #[error("the {0} cgroup controller is not mounted on this host")]
     NoController(&'static str),
+    /// A limit's control file is missing: its controller is off for this cgroup.
+    #[error("{} does not exist: the {controller} controller is not enabled for this cgroup", file.display())]
+    ControllerUnavailable {
+        controller: &'static str,
+        file: PathBuf,
+    },
     /// The resources cannot be expressed.
     #[error("invalid cgroup resources: {0}")]
     Resources(#[from] ResourceError),

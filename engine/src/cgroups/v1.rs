@@ -25,7 +25,7 @@ pub(crate) fn apply(
             );
             continue;
         }
-        files::write(dir, &s.file, &s.value)?;
+        files::write_setting(dir, s)?;
     }
     Ok(())
 }

@@ -41,7 +41,7 @@ pub(crate) fn apply(dir: &Path, settings: &[Setting]) -> Result<(), CgroupError>
             );
             continue;
         }
-        files::write(dir, &s.file, &s.value)?;
+        files::write_setting(dir, s)?;
     }
     Ok(())
 }

@@ -36,10 +36,12 @@ pub(crate) fn ensure(nl: &mut Netlink) -> Result<(u32, bool), NetworkError> {
     Ok((index, true))
 }
 
-/// Deletes `isolab0` if it exists.
-pub(crate) fn remove(nl: &mut Netlink) -> Result<(), NetworkError> {
+/// Deletes `isolab0` if it exists; `true` when it did.
+pub(crate) fn remove(nl: &mut Netlink) -> Result<bool, NetworkError> {
     match nl.link_index(BRIDGE)? {
-        Some(index) => nl.delete_link(index, &format!("deleting bridge {BRIDGE}")),
-        None => Ok(()),
+        Some(index) => nl
+            .delete_link(index, &format!("deleting bridge {BRIDGE}"))
+            .map(|()| true),
+        None => Ok(false),
     }
 }

@@ -264,8 +264,9 @@ fn release(
     if lock.release(owner) {
         lock.save()?;
     }
-    if lock.is_empty() {
-        bridge::remove(host_nl)?;
+    // The NAT rules come and go with the bridge: a host that never had a bridge
+    // container (or has no iptables) is not asked about them.
+    if lock.is_empty() && bridge::remove(host_nl)? {
         nat::remove()?;
     }
     Ok(())

@@ -33,11 +33,19 @@ fn iptables(table: &str, op: &str, chain: &str, rule: &[String]) -> Result<bool,
     let out = Command::new("iptables")
         .args(["-w", "-t", table, op, chain])
         .args(rule)
-        .output()
-        .map_err(|source| NetworkError::Nat {
-            what: "running iptables (is it installed?)".into(),
-            detail: source.to_string(),
-        })?;
+        .output();
+    let out = match out {
+        // Without iptables no rule of ours can exist.
+        Err(e) if op == "-C" && e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(source) => {
+            let what = "running iptables (is it installed?)".into();
+            return Err(NetworkError::Nat {
+                what,
+                detail: source.to_string(),
+            });
+        }
+        Ok(out) => out,
+    };
     if op == "-C" || out.status.success() {
         return Ok(out.status.success());
     }
