@@ -62,6 +62,12 @@ impl Measured {
         self.metrics.extend(observed.metrics);
         self.facts.extend(observed.facts);
     }
+
+    /// Takes in only the launcher's startup phases (throughput scenarios keep their
+    /// own figures; exits and the syscall surface belong to `isolation`).
+    pub fn absorb_phases(&mut self, observed: Observed) {
+        self.phases = observed.phases;
+    }
 }
 
 /// What a scenario needs to take a sample.

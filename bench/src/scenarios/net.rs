@@ -47,7 +47,7 @@ impl Scenario for Net {
             m.facts
                 .insert("network".into(), "host network namespace (loopback)".into());
         }
-        m.absorb(ctx.model.observe(&finished.stderr));
+        m.absorb_phases(ctx.model.observe(&finished.stderr));
         Ok(m)
     }
 }

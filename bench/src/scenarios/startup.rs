@@ -44,7 +44,7 @@ impl Scenario for Startup {
         if peak_kib > 0 {
             m.metric("peak_rss_kib", peak_kib as f64, "KiB");
         }
-        m.absorb(ctx.model.observe(&f.stderr));
+        m.absorb_phases(ctx.model.observe(&f.stderr));
         Ok(m)
     }
 }

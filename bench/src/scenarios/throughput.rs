@@ -60,7 +60,7 @@ impl Scenario for Throughput {
         let _ = std::fs::remove_dir_all(&dir);
         let finished = outcome?;
         let mut m = from_results(&finished.stdout, self.test)?;
-        m.absorb(ctx.model.observe(&finished.stderr));
+        m.absorb_phases(ctx.model.observe(&finished.stderr));
         Ok(m)
     }
 }
