@@ -65,12 +65,30 @@ impl Scenario for Throughput {
     }
 }
 
+/// `RESULT` values that echo the run's settings rather than measure anything: kept as
+/// facts, so the report does not compare them across models.
+const SETTINGS: &[&str] = &[
+    "iterations",
+    "size_mib",
+    "elapsed_s",
+    "passes",
+    "files",
+    "round_trips",
+    "stream_mib",
+    "seconds",
+];
+
 /// Metrics `<test>.<value>` and the checksum from the `RESULT` lines of `test`.
 pub fn from_results(stdout: &str, test: &str) -> Result<Measured, String> {
     let mut m = Measured::default();
     for line in results_for(stdout, test)? {
         for (name, value) in line.values {
-            m.metrics.insert(format!("{test}.{name}"), value);
+            if SETTINGS.contains(&name.as_str()) {
+                let text = format!("{} {}", crate::table::num(value.value), value.unit);
+                m.facts.insert(name, text);
+            } else {
+                m.metrics.insert(format!("{test}.{name}"), value);
+            }
         }
         if let Some(sum) = line.checksum {
             m.facts.insert("checksum".to_owned(), sum);
@@ -91,6 +109,11 @@ mod tests {
         assert_eq!(m.metrics["cpu.ops_per_s"].value, 5.0);
         assert_eq!(m.metrics["cpu.ops_per_s"].unit, "ops/s");
         assert_eq!(m.facts["checksum"], "ab");
+        let out =
+            "RESULT {\"test\":\"mem\",\"values\":{\"size_mib\":{\"value\":16.0,\"unit\":\"MiB\"}}}";
+        let m = from_results(out, "mem").unwrap();
+        assert!(m.metrics.is_empty());
+        assert_eq!(m.facts["size_mib"], "16 MiB");
     }
 
     #[test]
