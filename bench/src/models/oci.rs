@@ -96,9 +96,13 @@ impl Bundle {
                 ns.retain(|n| n.typ() != LinuxNamespaceType::Network);
             }
         }
+        // Atomically (temp file, then rename): density launches many instances at
+        // once, and a runtime must never read a half-written config.json.
         let path = self.dir.join("config.json");
-        spec.save(&path)
-            .map_err(|e| format!("writing {}: {e}", path.display()))
+        let tmp = self.dir.join(format!("config.json.{}", launch.id));
+        spec.save(&tmp)
+            .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).map_err(|e| format!("renaming into {}: {e}", path.display()))
     }
 }
 

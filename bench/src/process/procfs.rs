@@ -112,10 +112,16 @@ pub struct CgroupMemory {
 }
 
 /// The memory of `pid`'s memory cgroup (v1 memory controller first, else cgroup2).
-/// `None` for a process in the root cgroup, where the figure would be the host's.
+/// `None` for a process in the root cgroup, or in the harness's own memory cgroup (a
+/// runtime that made none): the figure would then be the host's or the harness's.
 pub fn cgroup_memory(pid: i32) -> Option<CgroupMemory> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    cgroup_memory_in(Path::new("/sys/fs/cgroup"), &text)
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let root = Path::new("/sys/fs/cgroup");
+    if memory_cgroup_dir(root, &text) == memory_cgroup_dir(root, &own) {
+        return None;
+    }
+    cgroup_memory_in(root, &text)
 }
 
 /// As [`cgroup_memory`], with the cgroup root and `/proc/PID/cgroup` text given.
