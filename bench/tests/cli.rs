@@ -77,6 +77,9 @@ fn crashing_and_hanging_workloads_are_failed_samples_not_a_hung_harness() {
         .stdout(predicate::str::contains("failed"));
     let r = Results::load(&out.join("results.json")).unwrap();
     assert!(r.finished_at.is_some());
+    // The file round-trips: what is saved again loads back equal.
+    r.save(&dir.path().join("again.json")).unwrap();
+    assert_eq!(Results::load(&dir.path().join("again.json")).unwrap(), r);
     let get = |s: &str| r.scenarios.iter().find(|x| x.scenario == s).unwrap();
     assert!(get("startup").samples[0].ok);
     let crash = get("cpu").samples[0].error.clone().unwrap();

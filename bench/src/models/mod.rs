@@ -213,8 +213,9 @@ pub fn measure(value: f64, unit: &str) -> Measure {
 /// Number of distinct system calls the host kernel offers (`__x64_sys_*` entries of
 /// `/proc/kallsyms`): the surface a process without seccomp can reach.
 pub fn host_syscall_count() -> Option<usize> {
-    let text = std::fs::read_to_string("/proc/kallsyms").ok()?;
-    count_syscalls(&text)
+    // Read once: kallsyms is large, and the answer does not change during a run.
+    static COUNT: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    *COUNT.get_or_init(|| count_syscalls(&std::fs::read_to_string("/proc/kallsyms").ok()?))
 }
 
 fn count_syscalls(kallsyms: &str) -> Option<usize> {

@@ -19,6 +19,11 @@ impl Scenario for Isolation {
         "isolation"
     }
 
+    /// What a model lets the workload see does not change from run to run.
+    fn once(&self) -> bool {
+        true
+    }
+
     fn sample(&self, ctx: &Ctx<'_>, _params: &Params) -> Result<Measured, String> {
         let finished = run_to_exit(ctx, &["info"], false)?;
         let mut m = from_info(&finished.stdout)?;

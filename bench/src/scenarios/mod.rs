@@ -33,6 +33,7 @@ pub const SCENARIO_NAMES: &[&str] = &[
     "fileio",
     "net",
     "isolation",
+    "image",
 ];
 
 /// Scenario parameters, e.g. `{"instances": "10"}`.

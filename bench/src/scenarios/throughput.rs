@@ -28,7 +28,7 @@ impl Throughput {
             ("cpu", false) => &["--iterations", "1000000"],
             ("mem", true) => &["--size-mib", "16"],
             ("mem", false) => &["--size-mib", "128"],
-            ("syscall", true) => &["--iterations", "20000"],
+            ("syscall", true) => &["--iterations", "2000"],
             ("syscall", false) => &["--iterations", "200000"],
             ("fileio", true) => &["--size-mib", "4", "--files", "100"],
             (_, _) => &["--size-mib", "64", "--files", "1000"],
