@@ -101,6 +101,9 @@ pub struct Launch {
     pub args: Vec<String>,
     /// Run in the host's network namespace so a peer on the host's loopback is reachable.
     pub host_network: bool,
+    /// A memory limit for the instance, MiB (honoured by the container models; the
+    /// `limits` scenario uses it).
+    pub memory_limit_mib: Option<u64>,
 }
 
 /// What a model found when it prepared for this host.

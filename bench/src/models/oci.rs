@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::{LinuxMemoryBuilder, LinuxNamespaceType, Spec};
 
 use super::{Env, Launch, Model, Observed, Placement, Prepared};
 
@@ -96,6 +96,9 @@ impl Bundle {
                 ns.retain(|n| n.typ() != LinuxNamespaceType::Network);
             }
         }
+        if let Some(mib) = launch.memory_limit_mib {
+            set_memory_limit(&mut spec, mib)?;
+        }
         // Atomically (temp file, then rename): density launches many instances at
         // once, and a runtime must never read a half-written config.json.
         let path = self.dir.join("config.json");
@@ -104,6 +107,22 @@ impl Bundle {
             .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
         std::fs::rename(&tmp, &path).map_err(|e| format!("renaming into {}: {e}", path.display()))
     }
+}
+
+/// Sets `linux.resources.memory` to `mib` MiB, swap included.
+fn set_memory_limit(spec: &mut Spec, mib: u64) -> Result<(), String> {
+    let bytes = i64::try_from(mib * 1024 * 1024)
+        .map_err(|_| format!("memory limit {mib} MiB is too large"))?;
+    let memory = LinuxMemoryBuilder::default()
+        .limit(bytes)
+        .swap(bytes)
+        .build()
+        .map_err(|e| format!("building the memory limit: {e}"))?;
+    let linux = spec.linux_mut().get_or_insert_with(Default::default);
+    let mut resources = linux.resources().clone().unwrap_or_default();
+    resources.set_memory(Some(memory));
+    linux.set_resources(Some(resources));
+    Ok(())
 }
 
 /// Runs `cmd` to completion; its stderr becomes the error.
@@ -222,5 +241,55 @@ impl Model for ExternalRuntime {
                 .args(["delete", "--force", id]);
             let _ = cmd.output();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_limit_lands_in_the_spec() {
+        let mut spec = Spec::default();
+        set_memory_limit(&mut spec, 32).unwrap();
+        let memory = spec
+            .linux()
+            .as_ref()
+            .unwrap()
+            .resources()
+            .as_ref()
+            .unwrap()
+            .memory()
+            .unwrap();
+        assert_eq!(memory.limit(), Some(32 * 1024 * 1024));
+        assert_eq!(memory.swap(), Some(32 * 1024 * 1024));
+    }
+
+    #[test]
+    fn launch_config_has_args_and_drops_the_netns_for_host_network() {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = Bundle {
+            dir: dir.path().to_path_buf(),
+            template: Spec::default(),
+        };
+        let launch = Launch {
+            id: "isolab-t".into(),
+            args: vec!["cpu".into(), "--iterations".into(), "5".into()],
+            host_network: true,
+            memory_limit_mib: None,
+        };
+        bundle.configure(&launch).unwrap();
+        let spec = Spec::load(dir.path().join("config.json")).unwrap();
+        let args = spec.process().as_ref().unwrap().args().clone().unwrap();
+        assert_eq!(args, ["/workload", "cpu", "--iterations", "5"]);
+        let namespaces = spec.linux().as_ref().unwrap().namespaces().clone().unwrap();
+        assert!(namespaces
+            .iter()
+            .all(|n| n.typ() != LinuxNamespaceType::Network));
+        assert!(namespaces
+            .iter()
+            .any(|n| n.typ() == LinuxNamespaceType::Pid));
+        // No temp file is left beside it.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

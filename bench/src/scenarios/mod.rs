@@ -5,6 +5,7 @@
 pub mod density;
 pub mod image;
 pub mod isolation;
+pub mod limits;
 pub mod memory;
 pub mod net;
 pub mod startup;
@@ -34,6 +35,7 @@ pub const SCENARIO_NAMES: &[&str] = &[
     "net",
     "isolation",
     "image",
+    "limits",
 ];
 
 /// Scenario parameters, e.g. `{"instances": "10"}`.
@@ -116,6 +118,7 @@ pub fn by_name(name: &str) -> Option<Box<dyn Scenario>> {
         "net" => Box::new(net::Net),
         "isolation" => Box::new(isolation::Isolation),
         "image" => Box::new(image::Image),
+        "limits" => Box::new(limits::Limits),
         other => Box::new(throughput::Throughput::named(other)?),
     })
 }
@@ -137,7 +140,13 @@ pub fn launch(
         id: next_id(),
         args: args.iter().map(|a| (*a).to_owned()).collect(),
         host_network,
+        memory_limit_mib: None,
     };
+    launch_as(ctx, launch)
+}
+
+/// Launches `launch` in the model.
+pub fn launch_as(ctx: &Ctx<'_>, launch: Launch) -> Result<(Instance, Launch), String> {
     let cmd = ctx.model.command(&launch)?;
     let instance = Instance::spawn(cmd).map_err(|e| e.to_string())?;
     Ok((instance, launch))
