@@ -3,6 +3,15 @@
 //! `engine-oci` (runc-compatible) and `engine` (docker-like).
 
 pub mod cgroups;
+pub mod cli;
+pub mod container;
+pub mod frontend;
 pub mod image;
 pub mod network;
+pub mod process;
+pub mod rootfs;
+pub mod syscall;
+pub mod timings;
 pub mod volume;
+
+pub use container::{ContainerError, Runtime};

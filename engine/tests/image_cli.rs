@@ -199,7 +199,7 @@ fn unpacked_bundle_honours_whiteouts_and_carries_the_config() {
 }
 
 #[test]
-fn built_image_runs_under_runc_with_the_same_output_as_on_the_host() {
+fn built_image_runs_under_runc_and_engine_with_the_same_output_as_on_the_host() {
     if !is_root() || !have("runc") {
         eprintln!("skipping: needs root and runc");
         return;
@@ -249,6 +249,17 @@ fn built_image_runs_under_runc_with_the_same_output_as_on_the_host() {
         String::from_utf8_lossy(&on_host.stdout)
     );
     assert!(String::from_utf8_lossy(&in_runc.stdout).contains("READY"));
+    // And isolab's engine runs the same image to the same output.
+    let in_engine = engine(root.path())
+        .args(["run", "--rm", "payload"])
+        .output()
+        .unwrap();
+    assert!(
+        in_engine.status.success(),
+        "engine: {}",
+        String::from_utf8_lossy(&in_engine.stderr)
+    );
+    assert_eq!(in_engine.stdout, in_runc.stdout);
 }
 
 #[test]
@@ -297,7 +308,7 @@ fn run_step_layer_holds_its_changes_and_deletions_as_root() {
         .assert()
         .success()
         .stdout(predicate::str::contains("--> Using cache").count(3));
-    // A failing RUN fails the build, naming the line.
+    // A failing RUN fails the build, naming the line, with isolab's runtime and with runc.
     let bad = context(
         "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"false\"]\n",
         &[("busybox", &busybox)],
@@ -307,12 +318,43 @@ fn run_step_layer_holds_its_changes_and_deletions_as_root() {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
+    for runtime in [None, Some("runc")] {
+        let mut cmd = engine(root.path());
+        cmd.args(["image", "build", "-t", "bad"]);
+        if let Some(runtime) = runtime {
+            cmd.args(["--runtime", runtime]);
+        }
+        cmd.arg(bad.path())
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains("Containerfile line 3: RUN"));
+    }
+    // runc runs RUN steps too when asked.
+    let ctx_runc = context(&file_runc(), &[("busybox", &busybox)]);
+    fs::set_permissions(
+        ctx_runc.path().join("busybox"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     engine(root.path())
-        .args(["image", "build", "-t", "bad"])
-        .arg(bad.path())
+        .args(["image", "build", "--runtime", "runc", "-t", "viarunc"])
+        .arg(ctx_runc.path())
         .assert()
-        .failure()
-        .stderr(predicate::str::contains("Containerfile line 3: RUN"));
+        .success();
+    let bundle = root.path().join("bundle-runc");
+    engine(root.path())
+        .args(["image", "unpack", "viarunc"])
+        .arg(&bundle)
+        .assert()
+        .success();
+    assert_eq!(
+        fs::read_to_string(bundle.join("rootfs/made")).unwrap(),
+        "by runc\n"
+    );
+}
+
+fn file_runc() -> String {
+    "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo by runc > /made\"]\nCMD [\"/bin/busybox\", \"true\"]\n".into()
 }
 
 /// Writes a blob into a layout and returns its descriptor.

@@ -50,7 +50,10 @@ fn workload() -> PathBuf {
 /// A rootfs with a few files, inside a dir that also holds a host-only secret, and
 /// symlinks that try to reach it and the host's /etc/passwd.
 fn rootfs() -> (tempfile::TempDir, PathBuf) {
-    let outer = tempfile::tempdir().unwrap();
+    let outer = tempfile::Builder::new()
+        .prefix("isolab-syscalls-")
+        .tempdir()
+        .unwrap();
     std::fs::write(outer.path().join("secret"), "HOST-SECRET-42\n").unwrap();
     let root = outer.path().join("rootfs");
     std::fs::create_dir_all(root.join("data/sub")).unwrap();
@@ -113,6 +116,15 @@ fn busybox_applets_read_files_from_the_rootfs_like_natively() {
         .assert()
         .success()
         .stdout("hi there\n");
+    // The rootfs has no /dev: the standard devices are lent from the host.
+    exec(&root, bb, &["sh", "-c", "echo x > /dev/null && echo ok"])
+        .assert()
+        .success()
+        .stdout("ok\n");
+    exec(&root, bb, &["od", "-An", "-N4", "-tx1", "/dev/zero"])
+        .assert()
+        .success()
+        .stdout(" 00 00 00 00\n");
     exec(&root, bb, &["ls", "-l", "/data/sub"])
         .assert()
         .success()
@@ -273,6 +285,18 @@ fn workload_subcommands_match_native_results() {
     }
 }
 
+/// Kills the child if a test fails before waiting for it, so no guest is left running.
+struct ChildGuard(std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 #[test]
 fn workload_net_talks_tcp_between_guest_and_host_over_loopback() {
     if !kvm_available() {
@@ -281,16 +305,18 @@ fn workload_net_talks_tcp_between_guest_and_host_over_loopback() {
     let (_outer, root) = rootfs();
     let wl = workload();
     // The guest serves on an ephemeral loopback port and says which.
-    let mut server = Command::new(cargo_bin("microvm"))
-        .args(["exec", "--timeout", "60", "--rootfs"])
-        .arg(&root)
-        .arg("--")
-        .arg(&wl)
-        .args(["net", "--serve", "127.0.0.1:0", "--connections", "2"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let mut server = ChildGuard(
+        Command::new(cargo_bin("microvm"))
+            .args(["exec", "--timeout", "60", "--rootfs"])
+            .arg(&root)
+            .arg("--")
+            .arg(&wl)
+            .args(["net", "--serve", "127.0.0.1:0", "--connections", "2"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(server.0.stdout.take().unwrap()).lines();
     let first = lines.next().expect("a RESULT line").unwrap();
     let v: serde_json::Value =
         serde_json::from_str(first.strip_prefix("RESULT ").unwrap()).unwrap();
@@ -309,7 +335,7 @@ fn workload_net_talks_tcp_between_guest_and_host_over_loopback() {
         ])
         .output()
         .unwrap();
-    let status = server.wait().unwrap();
+    let status = server.0.wait().unwrap();
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains(r#""test":"net""#));
     assert!(status.success(), "guest server: {status}");

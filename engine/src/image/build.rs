@@ -71,8 +71,9 @@ pub struct BuildOptions {
     pub tag: Reference,
     /// Build every step even when the cache has it.
     pub no_cache: bool,
-    /// The runc-compatible runtime binary that executes RUN steps.
-    pub runtime: PathBuf,
+    /// The runc-compatible runtime binary that executes RUN steps; `None` runs them with
+    /// isolab's own runtime, in process.
+    pub runtime: Option<PathBuf>,
 }
 
 /// How one step was done.
@@ -180,29 +181,6 @@ fn apply(
     let line = step.line;
     match &step.instruction {
         Instruction::From(base) => from(store, state, line, base.as_deref()),
-        Instruction::Env(pairs) => {
-            let mut env = state.config.env().clone().unwrap_or_default();
-            for (k, v) in pairs {
-                env.retain(|e| e.split_once('=').map(|(key, _)| key) != Some(k));
-                env.push(format!("{k}={v}"));
-            }
-            state.config.set_env(Some(env));
-            Ok(config_step(state, step))
-        }
-        Instruction::Label(pairs) => {
-            let mut labels = state.config.labels().clone().unwrap_or_default();
-            labels.extend(pairs.iter().cloned());
-            state.config.set_labels(Some(labels));
-            Ok(config_step(state, step))
-        }
-        Instruction::Entrypoint(args) => {
-            state.config.set_entrypoint(Some(args.clone()));
-            Ok(config_step(state, step))
-        }
-        Instruction::Cmd(args) => {
-            state.config.set_cmd(Some(args.clone()));
-            Ok(config_step(state, step))
-        }
         Instruction::Workdir(dir) => {
             let dir = absolute(state, dir);
             state.config.set_working_dir(Some(dir.clone()));
@@ -218,6 +196,36 @@ fn apply(
             copy_step(store, opts, context, state, step, sources, dest, true)
         }
         Instruction::Run(args) => run_step(store, opts, state, step, args),
+        config_only => {
+            set_config(&mut state.config, config_only);
+            Ok(config_step(state, step))
+        }
+    }
+}
+
+/// Applies ENV, LABEL, ENTRYPOINT or CMD to the image config.
+fn set_config(config: &mut Config, instruction: &Instruction) {
+    match instruction {
+        Instruction::Env(pairs) => {
+            let mut env = config.env().clone().unwrap_or_default();
+            for (k, v) in pairs {
+                env.retain(|e| e.split_once('=').map(|(key, _)| key) != Some(k));
+                env.push(format!("{k}={v}"));
+            }
+            config.set_env(Some(env));
+        }
+        Instruction::Label(pairs) => {
+            let mut labels = config.labels().clone().unwrap_or_default();
+            labels.extend(pairs.iter().cloned());
+            config.set_labels(Some(labels));
+        }
+        Instruction::Entrypoint(args) => {
+            config.set_entrypoint(Some(args.clone()));
+        }
+        Instruction::Cmd(args) => {
+            config.set_cmd(Some(args.clone()));
+        }
+        _ => unreachable!("apply handles the layer instructions"),
     }
 }
 
@@ -318,7 +326,7 @@ fn layer_step(
     Ok(outcome)
 }
 
-pub(crate) fn push_layer(state: &mut State, step: &Step, layer: &Layer, key: String) {
+fn push_layer(state: &mut State, step: &Step, layer: &Layer, key: String) {
     state.layers.push(layer.descriptor.clone());
     state.diff_ids.push(layer.diff_id.to_string());
     state.history.push(history(step, false));
@@ -530,11 +538,12 @@ fn run_step(
         push_layer(state, step, &layer, key);
         return Ok(StepOutcome::Cached(layer));
     }
-    let layer =
-        run_step::run(store, &opts.runtime, state, args).map_err(|source| BuildError::Run {
+    let layer = run_step::run(store, opts.runtime.as_deref(), state, args).map_err(|source| {
+        BuildError::Run {
             line: step.line,
             source,
-        })?;
+        }
+    })?;
     cache_put(store, &key, &layer)?;
     push_layer(state, step, &layer, key);
     Ok(StepOutcome::Built(layer))

@@ -3,8 +3,8 @@
 //! against its digest on the way in. Nested indexes are followed to the linux/amd64
 //! manifest.
 
-use std::fs::{self, File};
-use std::io::{self, BufReader};
+use std::fs::File;
+use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType, OciLayout};
@@ -17,6 +17,9 @@ use super::unpack::{self, Limits, Mode, UnpackError};
 /// Docker's manifest media types, which skopeo keeps when copying docker images.
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// Largest manifest, index or config accepted (real ones are a few KiB).
+const MAX_JSON_BYTES: u64 = 4 << 20;
 
 /// What went wrong importing an image.
 #[derive(Debug, thiserror::Error)]
@@ -203,8 +206,16 @@ impl Layout<'_> {
     }
 
     fn read_json<T: serde::de::DeserializeOwned>(&self, desc: &Descriptor) -> Result<T> {
-        let bytes =
-            fs::read(self.blob_path(desc)?).map_err(|e| self.blob_err(desc, e.to_string()))?;
+        let file =
+            File::open(self.blob_path(desc)?).map_err(|e| self.blob_err(desc, e.to_string()))?;
+        let mut bytes = Vec::new();
+        file.take(MAX_JSON_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| self.blob_err(desc, e.to_string()))?;
+        if bytes.len() as u64 > MAX_JSON_BYTES {
+            let reason = format!("a JSON document over {MAX_JSON_BYTES} bytes is refused");
+            return Err(self.blob_err(desc, reason));
+        }
         if &digest::of_bytes(&bytes) != desc.digest() {
             return Err(self.blob_err(desc, "content does not match its digest".into()));
         }
@@ -247,5 +258,58 @@ impl Layout<'_> {
         }
         store.commit_blob(tmp, desc.digest())?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn layout_with_manifest(dir: &Path, manifest: &[u8], digest: &str) {
+        fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+        let hex = digest.trim_start_matches("sha256:");
+        if hex.len() == 64 {
+            fs::write(dir.join("blobs/sha256").join(hex), manifest).unwrap();
+        }
+        let index = format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{digest}","size":{},"annotations":{{"org.opencontainers.image.ref.name":"x:1"}}}}]}}"#,
+            manifest.len()
+        );
+        fs::write(dir.join("index.json"), index).unwrap();
+        fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    }
+
+    fn store() -> (tempfile::TempDir, ImageStore) {
+        let root = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(root.path()).unwrap();
+        (root, store)
+    }
+
+    #[test]
+    fn a_directory_without_oci_layout_is_refused() {
+        let (_root, store) = store();
+        let dir = tempfile::tempdir().unwrap();
+        let err = import(&store, dir.path(), None).unwrap_err();
+        assert!(matches!(err, ImportError::NotLayout { .. }), "{err}");
+    }
+
+    #[test]
+    fn an_oversized_manifest_is_refused() {
+        let (_root, store) = store();
+        let dir = tempfile::tempdir().unwrap();
+        let huge = vec![b' '; (MAX_JSON_BYTES + 10) as usize];
+        let digest = digest::of_bytes(&huge).to_string();
+        layout_with_manifest(dir.path(), &huge, &digest);
+        let err = import(&store, dir.path(), None).unwrap_err();
+        assert!(err.to_string().contains("is refused"), "{err}");
+    }
+
+    #[test]
+    fn a_path_like_digest_in_the_index_is_refused() {
+        let (_root, store) = store();
+        let dir = tempfile::tempdir().unwrap();
+        layout_with_manifest(dir.path(), b"{}", "sha256:../../../../etc/passwd");
+        assert!(import(&store, dir.path(), None).is_err());
     }
 }

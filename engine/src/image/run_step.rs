@@ -1,6 +1,7 @@
 //! RUN steps of a build: the image so far is flattened into a scratch bundle, the
-//! command runs there under a runc-compatible runtime, and what it changed (new or
-//! modified entries, and whiteouts for deleted ones) becomes the step's layer.
+//! command runs there (under isolab's runtime, or a runc-compatible binary given with
+//! `--runtime`), and what it changed (new or modified entries, and whiteouts for deleted
+//! ones) becomes the step's layer.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
@@ -25,8 +26,10 @@ pub enum RunStepError {
     #[error("the command {command:?} failed: {status}")]
     Failed {
         command: Vec<String>,
-        status: std::process::ExitStatus,
+        status: String,
     },
+    #[error(transparent)]
+    Container(#[from] crate::container::ContainerError),
     #[error("{action} {path}: {source}")]
     Io {
         action: &'static str,
@@ -51,7 +54,7 @@ type Stamp = (u32, u32, u32, u64, i64, i64, i64, i64, u64);
 /// Runs `args` on the image `state` describes and returns the layer of its changes.
 pub(crate) fn run(
     store: &ImageStore,
-    runtime: &Path,
+    runtime: Option<&Path>,
     state: &State,
     args: &[String],
 ) -> Result<Layer> {
@@ -66,7 +69,11 @@ pub(crate) fn run(
     unpack::flatten_layers(store, &state.layers, &rootfs)?;
     let before = snapshot(&rootfs)?;
     let mountpoints = write_spec(work.path(), state, args)?;
-    execute(runtime, work.path(), args)?;
+    let id = container_id(work.path());
+    match runtime {
+        Some(binary) => execute_external(binary, work.path(), &id, args)?,
+        None => execute_builtin(&scratch.join("state"), work.path(), &id, args)?,
+    }
     let after = snapshot(&rootfs)?;
     let mut writer = LayerWriter::new(store, Metadata::Preserved)?;
     write_changes(&mut writer, &rootfs, &before, &after, &mountpoints)?;
@@ -109,18 +116,43 @@ fn write_spec(bundle: &Path, state: &State, args: &[String]) -> Result<HashSet<P
         .collect())
 }
 
-fn execute(runtime: &Path, bundle: &Path, args: &[String]) -> Result<()> {
+/// A container id unique to this step (the scratch dir's random name).
+fn container_id(bundle: &Path) -> String {
     let name = bundle
         .file_name()
         .expect("tempdir has a name")
-        .to_string_lossy()
-        .to_lowercase();
-    let id = format!("isolab-build-{}", name.trim_start_matches("isolab-run-"));
+        .to_string_lossy();
+    format!(
+        "isolab-build-{}",
+        name.trim_start_matches("isolab-run-").to_lowercase()
+    )
+}
+
+/// Runs the step with isolab's runtime library: create, start, wait, delete.
+fn execute_builtin(state_root: &Path, bundle: &Path, id: &str, args: &[String]) -> Result<()> {
+    let runtime = crate::container::Runtime::new(state_root);
+    let opts = crate::container::CreateOptions::default();
+    let info = runtime.run(id, bundle, &opts, |_| {})?;
+    match info.code {
+        Some(0) => Ok(()),
+        code => Err(RunStepError::Failed {
+            command: args.to_vec(),
+            status: match (code, info.signal) {
+                (_, Some(sig)) => format!("killed by signal {sig}"),
+                (Some(code), None) => format!("exit status: {code}"),
+                (None, None) => "exit status unknown".into(),
+            },
+        }),
+    }
+}
+
+/// Runs the step with a runc-compatible binary (`runc run --bundle B ID`).
+fn execute_external(runtime: &Path, bundle: &Path, id: &str, args: &[String]) -> Result<()> {
     let status = Command::new(runtime)
         .arg("run")
         .arg("--bundle")
         .arg(bundle)
-        .arg(&id)
+        .arg(id)
         .stdin(Stdio::null())
         .status()
         .map_err(|source| RunStepError::Spawn {
@@ -129,14 +161,14 @@ fn execute(runtime: &Path, bundle: &Path, args: &[String]) -> Result<()> {
         })?;
     // `run` deletes the container when it exits; this covers a runtime that did not.
     let _ = Command::new(runtime)
-        .args(["delete", "--force", &id])
+        .args(["delete", "--force", id])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
     if !status.success() {
         return Err(RunStepError::Failed {
             command: args.to_vec(),
-            status,
+            status: status.to_string(),
         });
     }
     Ok(())

@@ -301,6 +301,33 @@ impl ImageStore {
         Ok(removed)
     }
 
+    /// Deletes the unpacked layer dirs (`layers/<hex>`) that no image uses and that are
+    /// not in `in_use` (layer dirs of containers); returns how many went.
+    pub fn prune_layer_dirs(&self, in_use: &BTreeSet<String>) -> Result<usize> {
+        let _lock = self.lock()?;
+        let mut keep = in_use.clone();
+        for image in self.list()? {
+            for layer in image.manifest.layers() {
+                keep.insert(digest::hex_of(layer.digest())?.to_string());
+            }
+        }
+        let dir = self.dir.join("layers");
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return Ok(0);
+        };
+        let mut removed = 0;
+        for entry in entries {
+            let entry = entry.map_err(io_err("listing", &dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // Dot-names are unpacks in progress (another engine's, perhaps).
+            if !name.starts_with('.') && !keep.contains(&name) {
+                fs::remove_dir_all(entry.path()).map_err(io_err("removing", &entry.path()))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Deletes blobs that no image in the index refers to.
     fn collect_garbage(&self) -> Result<()> {
         let _lock = self.lock()?;

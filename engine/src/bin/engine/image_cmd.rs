@@ -19,9 +19,10 @@ pub fn execute(root: &Path, cmd: &ImageCommand) -> Result<()> {
         ImageCommand::Import(args) => import_image(&store, args),
         ImageCommand::Ls => list(&store),
         ImageCommand::Inspect { image } => inspect(&store.resolve(image)?),
-        ImageCommand::Rm { images } => {
+        ImageCommand::Rm { force, images } => {
+            let frontend = engine::frontend::Frontend::new(root);
             for image in images {
-                for name in store.remove(image)? {
+                for name in frontend.remove_image(image, *force)? {
                     println!("Untagged: {name}");
                 }
             }

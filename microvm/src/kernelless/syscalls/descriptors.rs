@@ -1,7 +1,7 @@
 //! Descriptor operations that work on the guest fd table: `dup`, `dup2`, `dup3`,
 //! `fcntl`, `pipe`, `pipe2`.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use syscalls::{Errno, Sysno};
 
@@ -75,10 +75,10 @@ impl SyscallHandler {
         let cloexec = flags & libc::O_CLOEXEC as u64 != 0;
         let rfd = self
             .fds
-            .insert_from(0, Rc::new(HostFile::Owned(r)), cloexec)?;
+            .insert_from(0, Arc::new(HostFile::Owned(r)), cloexec)?;
         let wfd = match self
             .fds
-            .insert_from(0, Rc::new(HostFile::Owned(w)), cloexec)
+            .insert_from(0, Arc::new(HostFile::Owned(w)), cloexec)
         {
             Ok(fd) => fd,
             Err(e) => {

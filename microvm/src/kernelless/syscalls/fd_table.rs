@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use syscalls::Errno;
 
@@ -37,7 +37,7 @@ impl HostFile {
 #[derive(Debug, Clone)]
 pub struct FdEntry {
     /// The shared open file.
-    pub file: Rc<HostFile>,
+    pub file: Arc<HostFile>,
     /// `FD_CLOEXEC`, kept for `F_GETFD` (the guest cannot exec).
     pub cloexec: bool,
 }
@@ -53,7 +53,7 @@ impl FdTable {
     pub fn with_stdio() -> Self {
         let entries = (0..3)
             .map(|fd| {
-                let file = Rc::new(HostFile::Stdio(fd as RawFd));
+                let file = Arc::new(HostFile::Stdio(fd as RawFd));
                 (
                     fd,
                     FdEntry {
@@ -81,7 +81,7 @@ impl FdTable {
     pub fn insert_from(
         &mut self,
         min: u32,
-        file: Rc<HostFile>,
+        file: Arc<HostFile>,
         cloexec: bool,
     ) -> Result<u32, Errno> {
         let fd = self.lowest_free(min).ok_or(Errno::EMFILE)?;
@@ -91,11 +91,11 @@ impl FdTable {
 
     /// Installs a newly opened host descriptor at the lowest free number.
     pub fn insert(&mut self, fd: OwnedFd, cloexec: bool) -> Result<u32, Errno> {
-        self.insert_from(0, Rc::new(HostFile::Owned(fd)), cloexec)
+        self.insert_from(0, Arc::new(HostFile::Owned(fd)), cloexec)
     }
 
     /// Installs `file` at exactly `fd`, closing what was there (for `dup2`/`dup3`).
-    pub fn insert_at(&mut self, fd: u64, file: Rc<HostFile>, cloexec: bool) -> Result<u32, Errno> {
+    pub fn insert_at(&mut self, fd: u64, file: Arc<HostFile>, cloexec: bool) -> Result<u32, Errno> {
         let fd = u32::try_from(fd)
             .ok()
             .filter(|&fd| fd < MAX_FDS)
@@ -167,7 +167,7 @@ mod tests {
         let dup = t.insert_from(10, file.clone(), true).unwrap();
         assert_eq!(dup, 10);
         let host = file.raw();
-        let weak = Rc::downgrade(&file);
+        let weak = Arc::downgrade(&file);
         drop(file);
         t.remove(fd.into()).unwrap();
         assert_eq!(

@@ -226,6 +226,10 @@ fn takes_pointer(nr: Sysno) -> bool {
             | Sysno::flock
             | Sysno::fadvise64
             | Sysno::fallocate
+            | Sysno::epoll_create1
+            | Sysno::eventfd2
+            | Sysno::timerfd_create
+            | Sysno::syncfs
     )
 }
 
@@ -272,7 +276,7 @@ pub fn socket(domain: i32, ty: i32, protocol: i32) -> Result<OwnedFd, Errno> {
 
 /// `connect(2)` or `bind(2)` with a socket address already copied to the host.
 pub fn sockaddr_call(nr: Sysno, fd: RawFd, addr: &[u8]) -> Result<usize, Errno> {
-    assert!(matches!(nr, Sysno::connect | Sysno::bind));
+    debug_assert!(matches!(nr, Sysno::connect | Sysno::bind));
     // SAFETY: `addr` is a live host buffer of the given length.
     unsafe { syscall!(nr, fd, addr.as_ptr(), addr.len()) }
 }
@@ -299,7 +303,7 @@ pub fn accept4(fd: RawFd, flags: i32) -> Result<(OwnedFd, Vec<u8>), Errno> {
 
 /// `getsockname(2)` or `getpeername(2)`: the address bytes.
 pub fn socket_name(nr: Sysno, fd: RawFd) -> Result<Vec<u8>, Errno> {
-    assert!(matches!(nr, Sysno::getsockname | Sysno::getpeername));
+    debug_assert!(matches!(nr, Sysno::getsockname | Sysno::getpeername));
     let mut addr = [0u8; 128];
     let mut len: u32 = addr.len() as u32;
     // SAFETY: `addr` and `len` are live host buffers; len says addr's size.
@@ -371,7 +375,7 @@ pub fn recvmsg(fd: RawFd, iov: &[libc::iovec], flags: i32) -> Result<(usize, Vec
 
 /// `clock_gettime(2)` or `clock_getres(2)`: (seconds, nanoseconds).
 pub fn clock(nr: Sysno, clock: i32) -> Result<(i64, i64), Errno> {
-    assert!(matches!(nr, Sysno::clock_gettime | Sysno::clock_getres));
+    debug_assert!(matches!(nr, Sysno::clock_gettime | Sysno::clock_getres));
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -482,4 +486,61 @@ pub fn pause() -> Errno {
         Ok(_) => Errno::EINTR,
         Err(e) => e,
     }
+}
+
+/// `epoll_create1(2)`, `eventfd2(2)` or `timerfd_create(2)`: a new descriptor from integer arguments,
+/// close-on-exec on the host.
+pub fn new_fd(nr: Sysno, args: [u64; 2]) -> Result<OwnedFd, Errno> {
+    debug_assert!(matches!(
+        nr,
+        Sysno::epoll_create1 | Sysno::eventfd2 | Sysno::timerfd_create
+    ));
+    let fd = plain(nr, [args[0], args[1], 0, 0])?;
+    // SAFETY: the kernel just returned this new descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Size of the x86_64 `struct epoll_event` (packed: u32 events, u64 data).
+pub const EPOLL_EVENT_SIZE: usize = 12;
+
+/// `epoll_ctl(2)` with the guest's event bytes (events and opaque data) copied in.
+pub fn epoll_ctl(
+    epfd: RawFd,
+    op: i32,
+    fd: RawFd,
+    event: &[u8; EPOLL_EVENT_SIZE],
+) -> Result<usize, Errno> {
+    // SAFETY: `event` is a live host buffer with the kernel's epoll_event layout.
+    unsafe { syscall!(Sysno::epoll_ctl, epfd, op, fd, event.as_ptr()) }
+}
+
+/// `epoll_wait(2)` into a host buffer of `buf.len() / 12` events; returns the count.
+pub fn epoll_wait(epfd: RawFd, buf: &mut [u8], timeout_ms: i32) -> Result<usize, Errno> {
+    let max = buf.len() / EPOLL_EVENT_SIZE;
+    // SAFETY: `buf` has room for `max` packed epoll_events.
+    unsafe { syscall!(Sysno::epoll_wait, epfd, buf.as_mut_ptr(), max, timeout_ms) }
+}
+
+/// `timerfd_settime(2)` with the guest's `struct itimerspec` copied in; returns the old.
+pub fn timerfd_settime(fd: RawFd, flags: i32, new: &[u8; 32]) -> Result<[u8; 32], Errno> {
+    let mut old = [0u8; 32];
+    // SAFETY: `new` and `old` are live host buffers of one itimerspec each.
+    unsafe {
+        syscall!(
+            Sysno::timerfd_settime,
+            fd,
+            flags,
+            new.as_ptr(),
+            old.as_mut_ptr()
+        )
+    }?;
+    Ok(old)
+}
+
+/// `timerfd_gettime(2)`: the current `struct itimerspec`.
+pub fn timerfd_gettime(fd: RawFd) -> Result<[u8; 32], Errno> {
+    let mut cur = [0u8; 32];
+    // SAFETY: `cur` is a live host buffer of one itimerspec.
+    unsafe { syscall!(Sysno::timerfd_gettime, fd, cur.as_mut_ptr()) }?;
+    Ok(cur)
 }

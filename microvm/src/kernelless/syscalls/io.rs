@@ -1,6 +1,6 @@
-//! Reading and writing: `read`/`write` and their vector and positioned forms, `ioctl`,
-//! `poll`. Data moves between the host file and guest memory in place, through host
-//! iovecs over checked guest memory, so no size cap or bounce copy is needed.
+//! Reading and writing: `read`/`write` and their vector and positioned forms,
+//! `sendfile`, `ioctl`. Data moves between the host file and guest memory in place,
+//! through host iovecs over checked guest memory, so no size cap or bounce copy is needed.
 
 use std::time::Instant;
 
@@ -91,21 +91,6 @@ pub(super) fn host_iovecs(
         iov.extend(um.host_iovecs(base, len as usize)?);
     }
     Ok(iov)
-}
-
-/// A poll timeout from a guest `struct timespec` pointer (NULL: wait forever).
-fn timespec_to_ms(um: &UserMemory<'_>, addr: u64) -> Result<i32, Errno> {
-    if addr == 0 {
-        return Ok(-1);
-    }
-    let (sec, nsec) = (um.read_u64(addr)? as i64, um.read_u64(addr + 8)? as i64);
-    if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
-        return Err(Errno::EINVAL);
-    }
-    let ms = sec
-        .saturating_mul(1000)
-        .saturating_add((nsec + 999_999) / 1_000_000);
-    Ok(ms.min(i64::from(i32::MAX)) as i32)
 }
 
 impl SyscallHandler {
@@ -265,60 +250,6 @@ impl SyscallHandler {
             _ => Err(Errno::ENOTTY),
         }
     }
-
-    /// `poll(2)`.
-    pub(super) fn poll(
-        &mut self,
-        um: &UserMemory<'_>,
-        fds: u64,
-        n: u64,
-        timeout_ms: i32,
-    ) -> SysResult {
-        if n > u64::from(super::fd_table::MAX_FDS) {
-            return Err(Errno::EINVAL);
-        }
-        let raw = um.read_vec(fds, n as usize * 8)?;
-        let mut polled: Vec<libc::pollfd> = Vec::with_capacity(n as usize);
-        let mut invalid = Vec::with_capacity(n as usize);
-        for entry in raw.chunks_exact(8) {
-            let fd = i32::from_le_bytes(entry[..4].try_into().expect("4 bytes"));
-            let events = i16::from_le_bytes(entry[4..6].try_into().expect("2 bytes"));
-            let host = if fd < 0 {
-                Ok(-1)
-            } else {
-                self.fds.host_fd(fd as u64)
-            };
-            invalid.push(host.is_err());
-            polled.push(libc::pollfd {
-                fd: host.unwrap_or(-1),
-                events,
-                revents: 0,
-            });
-        }
-        let timeout = if invalid.contains(&true) {
-            0
-        } else {
-            timeout_ms
-        };
-        host::poll(&mut polled, timeout)?;
-        let mut ready = 0;
-        for (i, p) in polled.iter().enumerate() {
-            let revents = if invalid[i] {
-                libc::POLLNVAL
-            } else {
-                p.revents
-            };
-            ready += u64::from(revents != 0);
-            um.write(fds + i as u64 * 8 + 6, &revents.to_le_bytes())?;
-        }
-        Ok(ready)
-    }
-
-    /// `ppoll(2)`; the signal mask is ignored (no signal is ever delivered).
-    pub(super) fn ppoll(&mut self, um: &UserMemory<'_>, fds: u64, n: u64, ts: u64) -> SysResult {
-        let timeout = timespec_to_ms(um, ts)?;
-        self.poll(um, fds, n, timeout)
-    }
 }
 
 fn check_offset(off: u64) -> Result<u64, Errno> {
@@ -459,35 +390,5 @@ mod tests {
             g.call(Sysno::ioctl, &[fd, libc::FIONBIO, 0]),
             err(Errno::EFAULT)
         );
-    }
-
-    #[test]
-    fn poll_reports_ready_and_invalid_descriptors() {
-        let mut g = Guest::new();
-        let fd = open(&mut g, "/dir/file", libc::O_RDONLY);
-        let at = SCRATCH;
-        let entries: [(i32, i16); 3] = [
-            (fd as i32, libc::POLLIN),
-            (55, libc::POLLIN),
-            (-1, libc::POLLIN),
-        ];
-        for (i, (f, ev)) in entries.iter().enumerate() {
-            g.um().write(at + i as u64 * 8, &f.to_le_bytes()).unwrap();
-            g.um()
-                .write(at + i as u64 * 8 + 4, &ev.to_le_bytes())
-                .unwrap();
-            g.um()
-                .write(at + i as u64 * 8 + 6, &0x7fffi16.to_le_bytes())
-                .unwrap();
-        }
-        assert_eq!(g.call(Sysno::poll, &[at, 3, 1000]), 2);
-        let revents = |g: &Guest, i: u64| {
-            let b = g.um().read_vec(at + i * 8 + 6, 2).unwrap();
-            i16::from_le_bytes([b[0], b[1]])
-        };
-        assert_eq!(revents(&g, 0) & libc::POLLIN, libc::POLLIN);
-        assert_eq!(revents(&g, 1), libc::POLLNVAL);
-        assert_eq!(revents(&g, 2), 0);
-        assert_eq!(g.call(Sysno::poll, &[0x10, 1, 0]), err(Errno::EFAULT));
     }
 }

@@ -67,6 +67,37 @@ pub fn sched_getaffinity(um: &UserMemory<'_>, pid: u64, len: u64, mask: u64) -> 
     um.write_u64(mask, 1).map(|()| 8)
 }
 
+/// `sched_setaffinity(2)`: any mask that includes CPU 0, the only one, is accepted.
+pub fn sched_setaffinity(um: &UserMemory<'_>, pid: u64, len: u64, mask: u64) -> SysResult {
+    check_self(pid)?;
+    if len == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let mut first = [0u8; 1];
+    um.read(mask, &mut first)?;
+    if first[0] & 1 == 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(0)
+}
+
+/// `getcpu(2)`: CPU 0 on node 0.
+pub fn getcpu(um: &UserMemory<'_>, cpu: u64, node: u64) -> SysResult {
+    for out in [cpu, node].into_iter().filter(|&p| p != 0) {
+        um.write_u32(out, 0)?;
+    }
+    Ok(0)
+}
+
+/// `sched_getscheduler(2)` and `sched_getparam(2)`: normal scheduling, priority 0.
+pub fn sched_get(um: &UserMemory<'_>, pid: u64, param: Option<u64>) -> SysResult {
+    check_self(pid)?;
+    if let Some(param) = param {
+        um.write_u32(param, 0)?;
+    }
+    Ok(libc::SCHED_OTHER as u64)
+}
+
 /// `getrandom(2)` from the host's generator, in bounded chunks.
 pub fn getrandom(um: &UserMemory<'_>, buf: u64, len: u64, flags: u64) -> SysResult {
     let allowed = (libc::GRND_NONBLOCK | libc::GRND_RANDOM | libc::GRND_INSECURE) as u64;
@@ -317,6 +348,30 @@ mod tests {
         assert_eq!(
             g.call(Sysno::wait4, &[u64::MAX, 0, 0, 0]),
             err(Errno::ECHILD)
+        );
+    }
+
+    #[test]
+    fn scheduling_calls_describe_one_normal_cpu() {
+        let mut g = Guest::new();
+        g.um().write_u64(SCRATCH, 0b11).unwrap();
+        assert_eq!(g.call(Sysno::sched_setaffinity, &[0, 8, SCRATCH]), 0);
+        g.um().write_u64(SCRATCH, 0b10).unwrap();
+        assert_eq!(
+            g.call(Sysno::sched_setaffinity, &[0, 8, SCRATCH]),
+            err(Errno::EINVAL)
+        );
+        g.um().write_u64(SCRATCH, u64::MAX).unwrap();
+        assert_eq!(g.call(Sysno::getcpu, &[SCRATCH, SCRATCH + 4, 0]), 0);
+        assert_eq!(g.um().read_u64(SCRATCH).unwrap(), 0);
+        assert_eq!(
+            g.call(Sysno::sched_getscheduler, &[0]),
+            libc::SCHED_OTHER as i64
+        );
+        assert_eq!(g.call(Sysno::sched_getparam, &[0, SCRATCH]), 0);
+        assert_eq!(
+            g.call(Sysno::sched_getparam, &[5, SCRATCH]),
+            err(Errno::ESRCH)
         );
     }
 

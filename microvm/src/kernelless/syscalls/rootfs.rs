@@ -50,8 +50,15 @@ impl Rootfs {
                 path: path.to_owned(),
                 source,
             })?;
+        let root: OwnedFd = root.into();
+        // Confinement rests on openat2 (Linux 5.6): refuse to start without it rather
+        // than fail every open later.
+        let probe = host::openat2(root.as_fd(), c".", libc::O_PATH, 0, RESOLVE_IN_ROOT);
+        if let Err(errno) = probe {
+            return Err(SyscallError::Confinement(errno));
+        }
         Ok(Self {
-            root: root.into(),
+            root,
             root_path,
             cwd: b"/".to_vec(),
         })
@@ -62,16 +69,18 @@ impl Rootfs {
         &self.cwd
     }
 
-    /// Opens a guest path (already absolute) inside the rootfs.
+    /// Opens a guest path (already absolute) inside the rootfs. The standard character
+    /// devices (`/dev/null`, ...) are the host's when the rootfs has none of its own.
     pub fn open_abs(&self, abs: &[u8], flags: i32, mode: u32) -> Result<OwnedFd, Errno> {
         let path = c_path(abs)?;
-        host::openat2(
-            self.root.as_fd(),
-            &path,
-            flags,
-            mode,
-            RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
-        )
+        let resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+        match host::openat2(self.root.as_fd(), &path, flags, mode, resolve) {
+            Err(Errno::ENOENT) => match standard_device(abs) {
+                Some(dev) => host::openat2(self.root.as_fd(), dev, flags, 0, RESOLVE_NO_SYMLINKS),
+                None => Err(Errno::ENOENT),
+            },
+            other => other,
+        }
     }
 
     /// Makes `path` absolute against `base` (the cwd or a directory's guest path).
@@ -135,6 +144,33 @@ impl Rootfs {
     }
 }
 
+/// `RESOLVE_NO_SYMLINKS`: the host device paths below are fixed and have no links.
+const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+
+/// The character devices every guest has, as a container's minimal `/dev` does. They
+/// hold no host data, so the host's own are lent when the rootfs lacks them.
+pub const STANDARD_DEVICES: [&CStr; 5] = [
+    c"/dev/null",
+    c"/dev/zero",
+    c"/dev/full",
+    c"/dev/random",
+    c"/dev/urandom",
+];
+
+/// The host device a guest path names, if it is one of [`STANDARD_DEVICES`] (repeated
+/// slashes allowed; `.` and `..` are not interpreted).
+fn standard_device(abs: &[u8]) -> Option<&'static CStr> {
+    let mut clean = Vec::with_capacity(abs.len());
+    for &b in abs {
+        if !(b == b'/' && clean.last() == Some(&b'/')) {
+            clean.push(b);
+        }
+    }
+    STANDARD_DEVICES
+        .into_iter()
+        .find(|d| d.to_bytes() == clean.as_slice())
+}
+
 fn trim_trailing_slashes(path: &[u8]) -> &[u8] {
     let mut end = path.len();
     while end > 1 && path[end - 1] == b'/' {
@@ -162,7 +198,10 @@ pub(crate) mod tests {
     /// A rootfs with `/etc/hosts`, `/dir/file`, and escape attempts as symlinks, inside
     /// a parent dir that holds a `secret` the guest must never see.
     pub(crate) fn fixture() -> (tempfile::TempDir, PathBuf) {
-        let outer = tempfile::tempdir().unwrap();
+        let outer = tempfile::Builder::new()
+            .prefix("isolab-syscalls-")
+            .tempdir()
+            .unwrap();
         std::fs::write(outer.path().join("secret"), "host secret").unwrap();
         let root = outer.path().join("rootfs");
         std::fs::create_dir_all(root.join("etc")).unwrap();
@@ -234,6 +273,30 @@ pub(crate) mod tests {
         assert_eq!(name.unwrap().as_bytes(), b"new");
         assert!(fs.parent_of(b"/").unwrap().1.is_none());
         assert!(fs.parent_of(b"/dir/..").unwrap().1.is_none());
+    }
+
+    #[test]
+    fn standard_devices_are_lent_unless_the_rootfs_has_its_own() {
+        let (_outer, root) = fixture();
+        let fs = Rootfs::open(&root).unwrap();
+        let null = fs.open_abs(b"//dev/null", libc::O_WRONLY, 0).unwrap();
+        let meta = std::fs::File::from(null).metadata().unwrap();
+        assert!(std::os::unix::fs::FileTypeExt::is_char_device(
+            &meta.file_type()
+        ));
+        assert_eq!(
+            fs.open_abs(b"/dev/sda", libc::O_RDONLY, 0).unwrap_err(),
+            Errno::ENOENT
+        );
+        assert_eq!(
+            fs.open_abs(b"/dev/../dev/null", libc::O_RDONLY, 0)
+                .unwrap_err(),
+            Errno::ENOENT
+        );
+        std::fs::create_dir(root.join("dev")).unwrap();
+        std::fs::write(root.join("dev/null"), "the rootfs's own").unwrap();
+        let own = fs.open_abs(b"/dev/null", libc::O_RDONLY, 0).unwrap();
+        assert_eq!(read_all(own), "the rootfs's own");
     }
 
     #[test]

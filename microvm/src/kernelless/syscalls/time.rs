@@ -1,11 +1,11 @@
-//! Clocks and sleeping: the guest reads the host's clocks (so its time is the host's) and
-//! sleeps on the host.
+//! Clocks, sleeping and timer fds: the guest reads the host's clocks (so its time is the
+//! host's), sleeps on the host and gets host timerfds.
 
 use syscalls::{Errno, Sysno};
 
 use super::host;
 use super::user_memory::UserMemory;
-use super::SysResult;
+use super::{SysResult, SyscallHandler};
 
 /// The clock ids a guest may name (`CLOCK_REALTIME` .. `CLOCK_TAI`); the CPU-time clocks
 /// count the monitor's time, which includes the guest's.
@@ -100,6 +100,46 @@ pub fn clock_nanosleep(
     }
 }
 
+impl SyscallHandler {
+    /// `timerfd_create(2)`.
+    pub(super) fn timerfd_create(&mut self, clock: u64, flags: u64) -> SysResult {
+        let allowed = (libc::TFD_CLOEXEC | libc::TFD_NONBLOCK) as u64;
+        if flags & !allowed != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let host_flags = flags & !(libc::TFD_CLOEXEC as u64);
+        let fd = host::new_fd(
+            Sysno::timerfd_create,
+            [u64::from(clock_id(clock)? as u32), host_flags],
+        )?;
+        self.fds
+            .insert(fd, flags & libc::TFD_CLOEXEC as u64 != 0)
+            .map(u64::from)
+    }
+
+    /// `timerfd_settime(2)`.
+    pub(super) fn timerfd_settime(&mut self, um: &UserMemory<'_>, a: [u64; 6]) -> SysResult {
+        let host = self.fds.host_fd(a[0])?;
+        let mut new = [0u8; 32];
+        um.read(a[2], &mut new)?;
+        if a[3] != 0 {
+            um.check(a[3], 32)?;
+        }
+        let old = host::timerfd_settime(host, a[1] as i32, &new)?;
+        if a[3] != 0 {
+            um.write(a[3], &old)?;
+        }
+        Ok(0)
+    }
+
+    /// `timerfd_gettime(2)`.
+    pub(super) fn timerfd_gettime(&mut self, um: &UserMemory<'_>, fd: u64, cur: u64) -> SysResult {
+        let host = self.fds.host_fd(fd)?;
+        um.check(cur, 32)?;
+        um.write(cur, &host::timerfd_gettime(host)?).map(|()| 0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::kernelless::syscalls::tests::{err, Guest, SCRATCH};
@@ -141,6 +181,31 @@ mod tests {
             err(Errno::EINVAL)
         );
         assert_eq!(g.call(Sysno::clock_gettime, &[0, 0x10]), err(Errno::EFAULT));
+    }
+
+    #[test]
+    fn timerfd_expires_and_reads_its_count() {
+        let mut g = Guest::new();
+        let mono = libc::CLOCK_MONOTONIC as u64;
+        let tfd = g.call(Sysno::timerfd_create, &[mono, libc::TFD_CLOEXEC as u64]) as u64;
+        g.um().zero(SCRATCH, 32).unwrap();
+        g.um().write_u64(SCRATCH + 24, 1000).unwrap(); // it_value: 1 us
+        assert_eq!(
+            g.call(Sysno::timerfd_settime, &[tfd, 0, SCRATCH, SCRATCH + 0x100]),
+            0
+        );
+        assert_eq!(
+            g.call(Sysno::read, &[tfd, SCRATCH + 0x200, 8]),
+            8,
+            "blocks until it fires"
+        );
+        assert_eq!(g.um().read_u64(SCRATCH + 0x200).unwrap(), 1);
+        assert_eq!(g.call(Sysno::timerfd_gettime, &[tfd, SCRATCH + 0x300]), 0);
+        assert_eq!(g.call(Sysno::timerfd_create, &[99, 0]), err(Errno::EINVAL));
+        assert_eq!(
+            g.call(Sysno::timerfd_settime, &[tfd, 0, 0x10, 0]),
+            err(Errno::EFAULT)
+        );
     }
 
     #[test]

@@ -1,0 +1,144 @@
+//! Startup cost of a container, step by step: runs `engine-oci run --timings` on a bundle
+//! of static busybox (`true`) many times, interleaved with runc and crun when installed,
+//! and prints the median and p90 of each startup step and of each runtime's wall time.
+//! Needs root. `ISOLAB_BENCH_RUNS` sets the number of runs (default 30).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+fn bundle(dir: &Path) {
+    let bin = dir.join("rootfs/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", bin.join("true")).unwrap();
+    let mut spec = oci_spec::runtime::Spec::default();
+    let mut process = spec.process().clone().unwrap();
+    process.set_terminal(Some(false));
+    process.set_args(Some(vec!["/bin/true".into()]));
+    spec.set_process(Some(process));
+    spec.save(dir.join("config.json")).unwrap();
+}
+
+fn percentile(values: &mut [f64], p: f64) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    values[((values.len() - 1) as f64 * p).round() as usize]
+}
+
+fn run_once(
+    runtime: &str,
+    root: &Path,
+    bundle: &Path,
+    id: &str,
+) -> Result<(f64, Option<String>), String> {
+    let mut cmd = Command::new(runtime);
+    cmd.arg("--root")
+        .arg(root)
+        .args(["run", "-b"])
+        .arg(bundle)
+        .arg(id);
+    if runtime.ends_with("engine-oci") {
+        cmd.arg("--timings");
+    }
+    let since = Instant::now();
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{runtime}: {e}"))?;
+    let ms = since.elapsed().as_secs_f64() * 1e3;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        return Err(format!(
+            "{runtime} failed ({}): {}",
+            out.status,
+            stderr.trim()
+        ));
+    }
+    let timings = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("TIMINGS ").map(String::from));
+    Ok((ms, timings))
+}
+
+fn main() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipping the startup benchmark: it needs root (namespaces, cgroups, mounts)");
+        return;
+    }
+    let runs: usize = std::env::var("ISOLAB_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    let dir = tempfile::tempdir().unwrap();
+    bundle(&dir.path().join("bundle"));
+    let ours = env!("CARGO_BIN_EXE_engine-oci").to_string();
+    let mut runtimes = vec![ours.clone()];
+    for other in ["crun", "runc"] {
+        // Compare only with runtimes that run this bundle here (crun 1.8 refuses hybrid cgroups).
+        let root = dir.path().join(format!("state-probe-{other}"));
+        match run_once(
+            other,
+            &root,
+            &dir.path().join("bundle"),
+            "isolab-bench-probe",
+        ) {
+            Ok(_) => runtimes.push(other.into()),
+            Err(e) => eprintln!("not compared: {e}"),
+        }
+    }
+    let mut wall: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    // In the order the steps ran.
+    let mut phases: Vec<(String, Vec<f64>)> = Vec::new();
+    for i in 0..runs + 3 {
+        // Interleaved so drift hits every runtime alike; the first 3 rounds warm caches.
+        for runtime in &runtimes {
+            let root = dir
+                .path()
+                .join(format!("state-{}", runtime.replace('/', "_")));
+            let (ms, timings) = run_once(
+                runtime,
+                &root,
+                &dir.path().join("bundle"),
+                &format!("isolab-bench-{i}"),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            if i < 3 {
+                continue;
+            }
+            wall.entry(runtime.clone()).or_default().push(ms);
+            let parsed: serde_json::Value = timings
+                .map(|t| serde_json::from_str(&t).unwrap())
+                .unwrap_or_default();
+            for p in parsed["phases"].as_array().into_iter().flatten() {
+                let name = p["name"].as_str().unwrap_or("?").to_string();
+                let ms = p["us"].as_f64().unwrap_or(0.0) / 1e3;
+                match phases.iter_mut().find(|(n, _)| *n == name) {
+                    Some((_, v)) => v.push(ms),
+                    None => phases.push((name, vec![ms])),
+                }
+            }
+        }
+    }
+    println!("engine-oci startup steps over {runs} runs (ms):");
+    for (name, mut v) in phases {
+        println!(
+            "  {name:<20} median {:>7.2}  p90 {:>7.2}",
+            percentile(&mut v, 0.5),
+            percentile(&mut v, 0.9)
+        );
+    }
+    println!("wall time of `run` of /bin/true, start to exit (ms):");
+    for (name, mut v) in wall {
+        let label = if name == ours {
+            "engine-oci"
+        } else {
+            name.as_str()
+        };
+        println!(
+            "  {label:<20} median {:>7.2}  p90 {:>7.2}",
+            percentile(&mut v, 0.5),
+            percentile(&mut v, 0.9)
+        );
+    }
+}

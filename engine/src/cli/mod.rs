@@ -1,0 +1,3 @@
+//! Command-line front ends (clap derive structs) of the engine's binaries.
+
+pub mod oci;
