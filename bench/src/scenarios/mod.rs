@@ -8,6 +8,7 @@ pub mod isolation;
 pub mod limits;
 pub mod memory;
 pub mod net;
+pub mod sharing;
 pub mod startup;
 pub mod throughput;
 
@@ -36,6 +37,8 @@ pub const SCENARIO_NAMES: &[&str] = &[
     "isolation",
     "image",
     "limits",
+    "interference",
+    "volume",
 ];
 
 /// Scenario parameters, e.g. `{"instances": "10"}`.
@@ -119,6 +122,8 @@ pub fn by_name(name: &str) -> Option<Box<dyn Scenario>> {
         "isolation" => Box::new(isolation::Isolation),
         "image" => Box::new(image::Image),
         "limits" => Box::new(limits::Limits),
+        "interference" => Box::new(sharing::Sharing::Interference),
+        "volume" => Box::new(sharing::Sharing::Volume),
         other => Box::new(throughput::Throughput::named(other)?),
     })
 }
