@@ -266,9 +266,7 @@ fn measure(
     let progress = Progress::new(total_samples(cells));
     let mut rng = fastrand::Rng::with_seed(opts.config.seed);
     for round in 0..warmup + iterations {
-        let mut order: Vec<&Cell> = cells.iter().filter(|c| c.runs_in(round, warmup)).collect();
-        rng.shuffle(&mut order);
-        for cell in order {
+        for cell in round_order(cells, round, warmup, &mut rng) {
             if crate::interrupt::requested() {
                 progress.finish();
                 eprintln!("interrupted: stopped after the sample in flight; partial results kept");
@@ -287,6 +285,18 @@ fn measure(
     }
     progress.finish();
     Ok(())
+}
+
+/// The cells of `round`, in the seeded random order.
+fn round_order<'a>(
+    cells: &'a [Cell],
+    round: u32,
+    warmup: u32,
+    rng: &mut fastrand::Rng,
+) -> Vec<&'a Cell> {
+    let mut order: Vec<&Cell> = cells.iter().filter(|c| c.runs_in(round, warmup)).collect();
+    rng.shuffle(&mut order);
+    order
 }
 
 fn total_samples(cells: &[Cell]) -> u64 {
@@ -363,6 +373,44 @@ mod tests {
             phases: Vec::new(),
             facts: BTreeMap::new(),
         }
+    }
+
+    fn cell(model: usize, warmup: u32, iterations: u32) -> Cell {
+        Cell {
+            model,
+            scenario: scenarios::by_name("startup").unwrap(),
+            params: Params::new(),
+            result: model,
+            warmup,
+            iterations,
+        }
+    }
+
+    #[test]
+    fn cells_take_their_warmups_and_iterations_in_the_right_rounds() {
+        let full = cell(0, 1, 3);
+        let once = cell(1, 0, 1);
+        let runs = |c: &Cell| (0..4).filter(|r| c.runs_in(*r, 1)).collect::<Vec<_>>();
+        assert_eq!(runs(&full), [0, 1, 2, 3]);
+        assert_eq!(runs(&once), [1]);
+        assert_eq!(total_samples(&[full, once]), 5);
+    }
+
+    #[test]
+    fn the_seed_decides_the_interleaving() {
+        let cells: Vec<Cell> = (0..8).map(|m| cell(m, 0, 1)).collect();
+        let order = |seed| {
+            let mut rng = fastrand::Rng::with_seed(seed);
+            round_order(&cells, 0, 0, &mut rng)
+                .iter()
+                .map(|c| c.model)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(order(7), order(7));
+        assert_ne!(order(7), order(8));
+        let mut sorted = order(7);
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..8).collect::<Vec<_>>());
     }
 
     #[test]
