@@ -26,12 +26,28 @@ fn percentile(values: &mut [f64], p: f64) -> f64 {
     values[((values.len() - 1) as f64 * p).round() as usize]
 }
 
-fn run_once(
-    runtime: &str,
-    root: &Path,
-    bundle: &Path,
-    id: &str,
-) -> Result<(f64, Option<String>), String> {
+/// One run: wall ms, peak RSS in KiB (the runtime or anything it reaped), TIMINGS json.
+struct Sample {
+    ms: f64,
+    max_rss_kib: f64,
+    timings: Option<String>,
+}
+
+/// waitpid with the child's resource usage (std's `wait` does not return it).
+fn wait_with_rusage(child: &std::process::Child) -> Result<(i32, libc::rusage), String> {
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `status` and `usage` are valid for writes for the whole call; the pid is our
+    // unreaped child, so wait4 cannot reap an unrelated process.
+    let ret = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    if ret < 0 {
+        return Err(format!("wait4: {}", std::io::Error::last_os_error()));
+    }
+    Ok((status, usage))
+}
+
+fn run_once(runtime: &str, root: &Path, bundle: &Path, id: &str) -> Result<Sample, String> {
     let mut cmd = Command::new(runtime);
     cmd.arg("--root")
         .arg(root)
@@ -41,24 +57,32 @@ fn run_once(
     if runtime.ends_with("engine-oci") {
         cmd.arg("--timings");
     }
+    let log = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+    let stderr_file = log.reopen().map_err(|e| e.to_string())?;
     let since = Instant::now();
-    let out = cmd
+    let child = cmd
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::null())
+        .stderr(stderr_file)
+        .spawn()
         .map_err(|e| format!("{runtime}: {e}"))?;
+    let (status, usage) = wait_with_rusage(&child)?;
     let ms = since.elapsed().as_secs_f64() * 1e3;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() {
+    let stderr = std::fs::read_to_string(log.path()).unwrap_or_default();
+    if status != 0 {
         return Err(format!(
-            "{runtime} failed ({}): {}",
-            out.status,
+            "{runtime} failed (wait status {status}): {}",
             stderr.trim()
         ));
     }
     let timings = stderr
         .lines()
         .find_map(|l| l.strip_prefix("TIMINGS ").map(String::from));
-    Ok((ms, timings))
+    Ok(Sample {
+        ms,
+        max_rss_kib: usage.ru_maxrss as f64,
+        timings,
+    })
 }
 
 fn main() {
@@ -88,6 +112,7 @@ fn main() {
         }
     }
     let mut wall: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut rss: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     // In the order the steps ran.
     let mut phases: Vec<(String, Vec<f64>)> = Vec::new();
     for i in 0..runs + 3 {
@@ -96,7 +121,7 @@ fn main() {
             let root = dir
                 .path()
                 .join(format!("state-{}", runtime.replace('/', "_")));
-            let (ms, timings) = run_once(
+            let sample = run_once(
                 runtime,
                 &root,
                 &dir.path().join("bundle"),
@@ -106,8 +131,12 @@ fn main() {
             if i < 3 {
                 continue;
             }
-            wall.entry(runtime.clone()).or_default().push(ms);
-            let parsed: serde_json::Value = timings
+            wall.entry(runtime.clone()).or_default().push(sample.ms);
+            rss.entry(runtime.clone())
+                .or_default()
+                .push(sample.max_rss_kib / 1024.0);
+            let parsed: serde_json::Value = sample
+                .timings
                 .map(|t| serde_json::from_str(&t).unwrap())
                 .unwrap_or_default();
             for p in parsed["phases"].as_array().into_iter().flatten() {
@@ -130,6 +159,19 @@ fn main() {
     }
     println!("wall time of `run` of /bin/true, start to exit (ms):");
     for (name, mut v) in wall {
+        let label = if name == ours {
+            "engine-oci"
+        } else {
+            name.as_str()
+        };
+        println!(
+            "  {label:<20} median {:>7.2}  p90 {:>7.2}",
+            percentile(&mut v, 0.5),
+            percentile(&mut v, 0.9)
+        );
+    }
+    println!("peak RSS of the runtime or anything it reaped (MiB):");
+    for (name, mut v) in rss {
         let label = if name == ours {
             "engine-oci"
         } else {

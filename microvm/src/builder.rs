@@ -37,7 +37,7 @@ pub enum BuildError {
     #[error(transparent)]
     Vcpu(#[from] VcpuError),
     /// Loading the program.
-    #[error("loading {path}: {source}")]
+    #[error("loading {path}")]
     Elf {
         /// The program.
         path: PathBuf,
@@ -51,7 +51,7 @@ pub enum BuildError {
     #[error(transparent)]
     Paging(#[from] paging::PagingError),
     /// Writing system structures into guest memory.
-    #[error("writing {what} into guest memory: {source}")]
+    #[error("writing {what} into guest memory")]
     GuestMemory {
         /// What was being written.
         what: &'static str,
@@ -62,7 +62,7 @@ pub enum BuildError {
     #[error(transparent)]
     Bus(#[from] BusError),
     /// Reading random bytes for AT_RANDOM.
-    #[error("reading /dev/urandom for AT_RANDOM: {0}")]
+    #[error("reading /dev/urandom for AT_RANDOM")]
     Random(#[source] std::io::Error),
 }
 
@@ -81,13 +81,18 @@ pub struct KernellessSpec {
 
 /// A kernel-less VM ready to run.
 #[derive(Debug)]
+///
+/// Fields drop in declaration order, which is the teardown order that matters: the
+/// vCPU, then the VM (KVM destroys it when its last fd closes), then guest memory.
+/// Unmapping guest memory while the VM still exists makes KVM invalidate its
+/// mappings range by range, which costs milliseconds on PVM hosts.
 pub struct KernellessVm {
+    /// The single vCPU, parked on the SYSRET into the program.
+    pub vcpu: Vcpu,
     /// The VM.
     pub vm: Vm,
     /// Guest memory.
     pub mem: GuestMemoryMmap,
-    /// The single vCPU, parked on the SYSRET into the program.
-    pub vcpu: Vcpu,
     /// Port-I/O bus: the syscall and exception ports are traps.
     pub pio: Bus,
     /// MMIO bus (empty).
@@ -182,7 +187,13 @@ fn load_program(
     let (mut file, plan) =
         elf::plan_file(&spec.binary, USER_START, stack_bottom).map_err(elf_error)?;
     elf::load(mem, &mut file, &plan).map_err(elf_error)?;
-    let auxv = [
+    let sp = write_initial_stack(mem, spec, &auxv(&plan, cpuid))?;
+    Ok((plan.entry, sp, address_space(plan.image_end, stack_bottom)))
+}
+
+/// The auxiliary vector entries that describe the program and the CPU.
+fn auxv(plan: &elf::LoadPlan, cpuid: &CpuId) -> [(u64, u64); 15] {
+    [
         (stack::AT_PHDR, plan.phdr_addr),
         (stack::AT_PHENT, 56),
         (stack::AT_PHNUM, plan.phnum),
@@ -198,17 +209,25 @@ fn load_program(
         (stack::AT_HWCAP2, 0),
         (stack::AT_CLKTCK, 100),
         (stack::AT_SECURE, 0),
-    ];
+    ]
+}
+
+/// Writes argv, envp, `auxv` and AT_RANDOM bytes at the top of guest memory; returns
+/// the initial RSP.
+fn write_initial_stack(
+    mem: &GuestMemoryMmap,
+    spec: &KernellessSpec,
+    auxv: &[(u64, u64)],
+) -> Result<u64, BuildError> {
     let mut random = [0u8; 16];
     File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut random))
         .map_err(BuildError::Random)?;
-    let execfn = spec.argv.first().map_or("", String::as_str);
     let stack_spec = stack::StackSpec {
         argv: &spec.argv,
         envp: &spec.envp,
-        execfn,
-        auxv: &auxv,
+        execfn: spec.argv.first().map_or("", String::as_str),
+        auxv,
         random,
     };
     let initial = stack::build(spec.mem_bytes, &stack_spec)?;
@@ -217,11 +236,7 @@ fn load_program(
             what: "the initial stack",
             source,
         })?;
-    Ok((
-        plan.entry,
-        initial.sp,
-        address_space(plan.image_end, stack_bottom),
-    ))
+    Ok(initial.sp)
 }
 
 /// brk gets up to a quarter of the free memory (at most `BRK_MAX`); mmap the rest.

@@ -20,8 +20,13 @@ pub enum Command {
     ///
     /// The binary runs at CPL3 inside the VM; each of its syscalls exits to this
     /// monitor, which performs it (files confined to --rootfs). Exit status: the
-    /// guest's own; 128+signal for a guest CPU exception (e.g. 139 for a page fault);
-    /// 124 when --timeout expires; 125 when the monitor fails.
+    /// guest's own; 128+signal for a guest CPU exception (e.g. 139 for a page fault)
+    /// or when the monitor gets SIGINT/SIGTERM/SIGHUP (it stops the guest and cleans up
+    /// first); 124 when --timeout expires; 125 when the monitor fails.
+    #[command(after_help = "Examples:\n  \
+        microvm exec -- /bin/busybox echo hello\n  \
+        microvm exec --rootfs ./root --stats -- ./workload fileio --dir /\n  \
+        microvm exec --mem 64 --timeout 2.5 -- ./static-program arg1 arg2")]
     Exec(ExecArgs),
     /// Print the KVM flavor of this host (vmx, svm, pvm or none).
     Flavor,

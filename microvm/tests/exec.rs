@@ -156,6 +156,46 @@ fn kvm_timeout_stops_a_guest_that_never_exits() {
     assert!(leftovers(tmp.path()).is_empty());
 }
 
+#[test]
+fn kvm_sigterm_stops_the_guest_and_cleans_up() {
+    use std::io::{BufRead, BufReader};
+    let Some((bins, tmp)) = setup("kvm_sigterm_stops_the_guest_and_cleans_up") else {
+        return;
+    };
+    let prog = program(
+        bins.path(),
+        "spin",
+        &elf(EXEC, &code::ready_then_spin(0x40_0078), &[]),
+    );
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("microvm"))
+        .env("TMPDIR", tmp.path())
+        .arg("exec")
+        .arg(&prog)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(
+        line, "READY\n",
+        "the guest runs (and its temporary rootfs exists)"
+    );
+    assert_eq!(leftovers(tmp.path()).len(), 1);
+    // SAFETY: kill has no memory-safety preconditions; the pid is our child's.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(128 + libc::SIGTERM),
+        "exited, not killed"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the monitor got SIGTERM"));
+    assert!(leftovers(tmp.path()).is_empty(), "temporary rootfs removed");
+}
+
 /// Runs `bytes` as a program and expects a monitor error mentioning `message`.
 fn refused(name: &str, bytes: &[u8], message: &str) {
     let Some((bins, tmp)) = setup(name) else {
@@ -246,7 +286,7 @@ fn missing_binary_and_bad_options_are_clear_errors() {
         .assert()
         .code(125)
         .stderr(predicate::str::contains(
-            "error: loading /nonexistent/isolab-prog: No such file",
+            "error: loading /nonexistent/isolab-prog: opening or reading the file: No such file",
         ));
     common::microvm()
         .args(["exec", "--mem", "7", "/bin/true"])
@@ -275,4 +315,21 @@ fn help_explains_exec() {
         .stdout(predicate::str::contains("kernel-less"))
         .stdout(predicate::str::contains("--rootfs"))
         .stdout(predicate::str::contains("124"));
+}
+
+#[test]
+fn kvm_error_cause_is_printed_once() {
+    // Regression: the cause was repeated ("...: not an ELF file: not an ELF file").
+    let Some((bins, tmp)) = setup("kvm_error_cause_is_printed_once") else {
+        return;
+    };
+    let prog = program(bins.path(), "text", b"plain text, not a program\n");
+    exec(tmp.path())
+        .arg(&prog)
+        .assert()
+        .code(125)
+        .stderr(format!(
+            "error: loading {}: not an ELF file (no \\x7fELF magic)\n",
+            prog.display()
+        ));
 }

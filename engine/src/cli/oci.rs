@@ -88,6 +88,9 @@ pub enum Command {
         /// The signal.
         #[arg(default_value = "TERM")]
         signal: String,
+        /// Signal every process of the container's cgroup, not only its init.
+        #[arg(short, long)]
+        all: bool,
     },
     /// Delete a stopped container (with --force, kill it first).
     Delete {
@@ -207,7 +210,16 @@ pub fn execute(cli: &Cli) -> anyhow::Result<i32> {
         }
         Command::Start { id } => rt.start(id)?,
         Command::State { id } => println!("{}", serde_json::to_string_pretty(&rt.state(id)?)?),
-        Command::Kill { id, signal } => rt.kill(id, parse_signal(signal)?)?,
+        Command::Kill {
+            id,
+            signal,
+            all: false,
+        } => rt.kill(id, parse_signal(signal)?)?,
+        Command::Kill {
+            id,
+            signal,
+            all: true,
+        } => rt.kill_all(id, parse_signal(signal)?)?,
         Command::Delete { id, force } => rt.delete(id, *force)?,
         Command::Run { create, detach } => return run(&rt, create, *detach),
         Command::List { format, quiet } => return list(&rt, *format, *quiet),

@@ -17,7 +17,7 @@ use oci_spec::runtime::{ContainerState, LinuxIdMapping, Spec};
 use super::state::{live_start_time, ContainerRecord};
 use super::{bundle, ContainerError, Runtime};
 use crate::cgroups::mode::CgroupMode;
-use crate::cgroups::{Cgroup, CgroupRoot};
+use crate::cgroups::Cgroup;
 use crate::network::{self, NetworkHandle, NetworkRequest};
 use crate::process::init::InitChannels;
 use crate::process::sync::{self, Pipes, Report};
@@ -330,12 +330,14 @@ impl Runtime {
         record.pid = Some(pid.as_raw());
         record.pid_start_time = live_start_time(pid.as_raw());
         record.save(dir)?;
-        if !init.placed || needs_v1_join(plan) {
+        t.record("clone_namespaces", since);
+        if !init.placed || has_v1_hierarchies() {
+            let since = Instant::now();
             if let Some(cgroup) = &rollback.cgroup {
                 cgroup.add_process(pid.as_raw())?;
             }
+            t.record("cgroup_join", since);
         }
-        t.record("clone_namespaces", since);
 
         hook(opts, "network")?;
         let since = Instant::now();
@@ -371,33 +373,21 @@ impl Runtime {
     }
 }
 
-/// Whether the init, born in its v2 cgroup, must still be moved (into v1 controller
-/// hierarchies): on v1, or on a hybrid host when limits are set. Moving costs an RCU grace
-/// period (15-25 ms on the build host), the largest single step of a start, so a hybrid
-/// host without limits keeps the container in its unified (v2) cgroup only, as crun does.
-fn needs_v1_join(plan: &Plan) -> bool {
-    let resources = plan
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.resources().clone())
-        .unwrap_or_default();
-    let limited =
-        resources.memory().is_some() || resources.cpu().is_some() || resources.pids().is_some();
-    match cgroup_mode() {
-        CgroupMode::V2 => false,
-        CgroupMode::Hybrid => limited,
-        _ => true,
-    }
+/// Whether the init, born in its v2 cgroup, must still be moved into v1 controller
+/// hierarchies (v1 and hybrid hosts). Moving costs an RCU grace period (15-25 ms on the
+/// build host), the largest single step of a start; on a pure v2 host CLONE_INTO_CGROUP
+/// has done everything.
+fn has_v1_hierarchies() -> bool {
+    matches!(cgroup_mode(), CgroupMode::V1 | CgroupMode::Hybrid)
 }
 
 fn cgroup_mode() -> CgroupMode {
-    crate::cgroups::mode::detect()
+    super::cgroup_root().map_or(CgroupMode::None, |r| r.mode())
 }
 
 /// Where the host's cgroup v2 hierarchy is mounted (v2 and hybrid hosts).
 fn v2_base() -> Option<PathBuf> {
-    CgroupRoot::detect().ok()?.unified().map(Path::to_path_buf)
+    super::cgroup_root().ok()?.unified().map(Path::to_path_buf)
 }
 
 /// The container's cgroup v2 directory, opened for CLONE_INTO_CGROUP, when it has one.
@@ -424,7 +414,7 @@ fn create_cgroup(
         .linux()
         .as_ref()
         .and_then(|l| l.resources().as_ref());
-    rollback.cgroup = Some(Cgroup::create(&CgroupRoot::detect()?, &path, resources)?);
+    rollback.cgroup = Some(Cgroup::create(&super::cgroup_root()?, &path, resources)?);
     Ok(())
 }
 

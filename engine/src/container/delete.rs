@@ -11,7 +11,7 @@ use super::state::ContainerRecord;
 use super::{ContainerError, Runtime};
 use std::path::Path;
 
-use crate::cgroups::{Cgroup, CgroupError, CgroupRoot};
+use crate::cgroups::{Cgroup, CgroupError};
 use crate::network::{self, NETWORK_ANNOTATION};
 
 /// Kills the init and waits (up to ~2 s) until it is gone or a zombie.
@@ -48,7 +48,7 @@ fn release(record: &ContainerRecord, state_root: &Path) -> Result<(), ContainerE
         None => {}
     }
     if let Some(path) = &record.cgroup_path {
-        match Cgroup::open(&CgroupRoot::detect()?, path) {
+        match Cgroup::open(&super::cgroup_root()?, path) {
             Ok(cgroup) => cgroup.destroy()?,
             Err(CgroupError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),

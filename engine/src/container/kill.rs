@@ -7,6 +7,7 @@ use nix::unistd::Pid;
 use oci_spec::runtime::ContainerState;
 
 use super::{ContainerError, Runtime};
+use crate::cgroups::Cgroup;
 
 /// Parses `KILL`, `SIGKILL`, `kill` or `9`.
 pub fn parse_signal(text: &str) -> Result<Signal, ContainerError> {
@@ -37,6 +38,30 @@ impl Runtime {
             });
         };
         kill(Pid::from_raw(pid), signal).map_err(|e| ContainerError::Kill(id.into(), e))
+    }
+
+    /// Sends `signal` to every process of container `id`'s cgroup (runc's `kill --all`).
+    pub fn kill_all(&self, id: &str, signal: Signal) -> Result<(), ContainerError> {
+        let record = self.load(id)?;
+        let path = match (record.status, &record.cgroup_path) {
+            (ContainerState::Created | ContainerState::Running, Some(path)) => path.clone(),
+            _ => {
+                return Err(ContainerError::BadState {
+                    op: "kill",
+                    id: id.into(),
+                    status: record.status.to_string(),
+                })
+            }
+        };
+        let cgroup = Cgroup::open(&super::cgroup_root()?, &path)?;
+        for pid in cgroup.pids() {
+            // A process may exit meanwhile: that is not an error.
+            match kill(Pid::from_raw(pid), signal) {
+                Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+                Err(e) => return Err(ContainerError::Kill(id.into(), e)),
+            }
+        }
+        Ok(())
     }
 }
 

@@ -26,7 +26,7 @@ pub const DEFAULT_ROOT: &str = "/run/isolab";
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
     /// The id has characters that could make a path.
-    #[error("invalid container id {0:?}: use 1-64 characters from [A-Za-z0-9_.-], not starting with '.'")]
+    #[error("invalid container id {0:?}: use 1-64 characters from [A-Za-z0-9_.-], not starting with '.' (and not \"network\", which the engine uses)")]
     BadId(String),
     /// A container with this id exists.
     #[error("container {0} already exists")]
@@ -79,7 +79,22 @@ pub enum ContainerError {
     Injected(String),
 }
 
+/// The host's cgroup layout, read from /proc/self/mounts once per process (each
+/// operation needs it several times; mounts under /sys/fs/cgroup do not change meanwhile).
+pub fn cgroup_root() -> Result<crate::cgroups::CgroupRoot, crate::cgroups::CgroupError> {
+    static ROOT: std::sync::OnceLock<Option<crate::cgroups::CgroupRoot>> =
+        std::sync::OnceLock::new();
+    match ROOT.get_or_init(|| crate::cgroups::CgroupRoot::detect().ok()) {
+        Some(root) => Ok(root.clone()),
+        None => crate::cgroups::CgroupRoot::detect(),
+    }
+}
+
 /// The runtime: a state root holding one directory per container.
+///
+/// `create` (and `run`) clone the calling process fork-style straight into the container's
+/// namespaces, without glibc's fork handlers: call them from a single-threaded process (as
+/// `engine-oci` is), or at least while no other thread can hold a lock such as malloc's.
 #[derive(Debug, Clone)]
 pub struct Runtime {
     /// The state root (`/run/isolab` by default).

@@ -12,7 +12,7 @@ use nix::unistd::Pid;
 
 use super::create::{CreateOptions, Created};
 use super::{ContainerError, Runtime};
-use crate::cgroups::{Cgroup, CgroupRoot};
+use crate::cgroups::Cgroup;
 use crate::process::sync::{self, Report};
 use crate::process::ProcessError;
 use crate::timings::Timings;
@@ -67,25 +67,50 @@ extern "C" fn forward(signal: libc::c_int) {
     }
 }
 
-/// Makes the signals a user sends to `run` (Ctrl-C, `kill`) reach the container's init,
-/// as runc does, instead of killing the engine and orphaning the container.
-fn forward_signals_to(pid: Pid) {
-    FORWARD_TO.store(pid.as_raw(), Ordering::Relaxed);
-    let action = SigAction::new(
-        SigHandler::Handler(forward),
-        SaFlags::SA_RESTART,
-        SigSet::empty(),
-    );
-    for signal in [
-        Signal::SIGINT,
-        Signal::SIGTERM,
-        Signal::SIGHUP,
-        Signal::SIGQUIT,
-        Signal::SIGUSR1,
-        Signal::SIGUSR2,
-    ] {
-        // SAFETY: `forward` only loads an atomic and calls kill(2), both async-signal-safe.
-        let _ = unsafe { sigaction(signal, &action) };
+/// The signals `run` forwards.
+const FORWARDED: [Signal; 6] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
+/// While alive, the signals a user sends to `run` (Ctrl-C, `kill`) reach the container's
+/// init, as runc does, instead of killing the engine and orphaning the container. Dropping
+/// it puts the caller's own handlers back (the library may run inside a longer-lived
+/// front end).
+struct SignalForwarding {
+    previous: Vec<(Signal, SigAction)>,
+}
+
+impl SignalForwarding {
+    fn to(pid: Pid) -> Self {
+        FORWARD_TO.store(pid.as_raw(), Ordering::Relaxed);
+        let action = SigAction::new(
+            SigHandler::Handler(forward),
+            SaFlags::SA_RESTART,
+            SigSet::empty(),
+        );
+        let mut previous = Vec::new();
+        for signal in FORWARDED {
+            // SAFETY: `forward` only loads an atomic and calls kill(2), both async-signal-safe.
+            if let Ok(old) = unsafe { sigaction(signal, &action) } {
+                previous.push((signal, old));
+            }
+        }
+        SignalForwarding { previous }
+    }
+}
+
+impl Drop for SignalForwarding {
+    fn drop(&mut self) {
+        for (signal, old) in &self.previous {
+            // SAFETY: reinstalls the action that was in place before `to`, unchanged.
+            let _ = unsafe { sigaction(*signal, old) };
+        }
+        FORWARD_TO.store(0, Ordering::Relaxed);
     }
 }
 
@@ -98,7 +123,7 @@ impl Runtime {
             None => (None, None),
         };
         let oom_killed = match &record.cgroup_path {
-            Some(path) => CgroupRoot::detect()
+            Some(path) => super::cgroup_root()
                 .and_then(|root| Cgroup::open(&root, path))
                 .is_ok_and(|cg| cg.oom_killed()),
             None => false,
@@ -141,9 +166,10 @@ impl Runtime {
         on_started: impl FnOnce(&Timings),
     ) -> Result<ExitInfo, ContainerError> {
         let mut created = self.create(id, bundle, opts)?;
-        forward_signals_to(created.pid);
+        let forwarding = SignalForwarding::to(created.pid);
         let started = self.start_created(id, &mut created);
         let result = started.map(|t| on_started(&t)).and_then(|()| self.wait(id));
+        drop(forwarding);
         let cleanup = self.delete(id, true);
         let info = result?;
         cleanup?;

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{ContainerState, State, StateBuilder};
+use oci_spec::runtime::{ContainerState, State};
 use serde::{Deserialize, Serialize};
 
 use super::{ContainerError, Runtime};
@@ -74,22 +74,19 @@ impl ContainerRecord {
 
     /// The OCI state of the container.
     pub fn oci_state(&self) -> State {
-        let mut builder = StateBuilder::default()
-            .version(OCI_VERSION)
-            .id(self.id.clone())
-            .status(self.status)
-            .bundle(self.bundle.clone())
-            .annotations(self.annotations.clone());
-        if let (Some(pid), true) = (
-            self.pid,
-            matches!(
-                self.status,
-                ContainerState::Created | ContainerState::Running
-            ),
-        ) {
-            builder = builder.pid(pid);
-        }
-        builder.build().expect("every State field has a default")
+        let alive = matches!(
+            self.status,
+            ContainerState::Created | ContainerState::Running
+        );
+        let mut state = State::default();
+        state
+            .set_version(OCI_VERSION.into())
+            .set_id(self.id.clone())
+            .set_status(self.status)
+            .set_pid(self.pid.filter(|_| alive))
+            .set_bundle(self.bundle.clone())
+            .set_annotations(Some(self.annotations.clone()));
+        state
     }
 
     /// Saves into `dir` atomically (write then rename).

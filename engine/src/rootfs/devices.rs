@@ -53,7 +53,8 @@ fn make_device(
 
 /// Fills the container's /dev (already mounted under `plan.root`).
 pub fn populate(sys: &dyn Syscall, plan: &RootfsPlan) -> Result<(), RootfsError> {
-    let dev = plan.root.join("dev");
+    // Resolved inside the root: an image's `dev` symlink must not aim mknod at the host.
+    let dev = super::resolve::resolve_in_root(&plan.root, Path::new("/dev"))?;
     for (name, major, minor) in STANDARD_DEVICES {
         make_device(sys, &dev, name, major, minor, plan.bind_devices)?;
     }

@@ -8,6 +8,7 @@ pub mod mounts;
 pub mod options;
 pub mod pivot;
 pub mod plan;
+pub mod resolve;
 
 use std::path::PathBuf;
 

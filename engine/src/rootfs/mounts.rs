@@ -2,7 +2,8 @@
 
 use nix::mount::MsFlags;
 
-use super::plan::{join_in_root, MountPlan, RootfsPlan};
+use super::plan::{MountPlan, RootfsPlan};
+use super::resolve::resolve_in_root;
 use super::RootfsError;
 use crate::syscall::{MountArgs, Syscall};
 
@@ -68,7 +69,7 @@ pub fn mount_one(
         );
         return Ok(());
     };
-    let target = join_in_root(&plan.root, &mount.destination)?;
+    let target = resolve_in_root(&plan.root, &mount.destination)?;
     ensure_target(sys, mount, &target)?;
     let bind = mount.options.is_bind();
     let source = match (&mount.source, &fstype) {

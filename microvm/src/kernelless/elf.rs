@@ -5,6 +5,7 @@
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom};
+use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -33,7 +34,7 @@ const MAX_PHNUM: u16 = 256;
 #[derive(Debug, thiserror::Error)]
 pub enum ElfError {
     /// The file could not be opened or read (the caller names the path).
-    #[error("{source}")]
+    #[error("opening or reading the file")]
     Io {
         /// The program.
         path: PathBuf,
@@ -177,19 +178,7 @@ impl Headers {
                 ehdr.e_phnum, ehdr.e_phentsize
             )));
         }
-        let table_len = usize::from(ehdr.e_phnum) * PHDR_SIZE;
-        if ehdr
-            .e_phoff
-            .checked_add(table_len as u64)
-            .is_none_or(|end| end > file_len)
-        {
-            return Err(ElfError::Truncated("program header table"));
-        }
-        let table = read_at(ehdr.e_phoff, table_len).map_err(io)?;
-        let phdrs = table
-            .chunks(PHDR_SIZE)
-            .map(|c| read_obj::<Elf64_Phdr>(c, "program header table"))
-            .collect::<Result<Vec<_>, _>>()?;
+        let phdrs = read_phdrs(&ehdr, file_len, read_at)?;
         let interp = Self::interp(&phdrs, file_len, read_at)?;
         Ok(Self {
             ehdr,
@@ -256,54 +245,50 @@ impl Headers {
     }
 
     fn segments(&self, bias: u64, low: u64, high: u64) -> Result<Vec<Segment>, ElfError> {
-        let mut segments = Vec::new();
-        for p in self
+        let segments = self
             .phdrs
             .iter()
             .filter(|p| p.p_type == PT_LOAD && p.p_memsz > 0)
-        {
-            if p.p_filesz > p.p_memsz {
-                return Err(ElfError::Malformed(format!(
-                    "segment at {:#x} has file size > memory size",
-                    p.p_vaddr
-                )));
-            }
-            if p.p_offset
-                .checked_add(p.p_filesz)
-                .is_none_or(|end| end > self.file_len)
-            {
-                return Err(ElfError::Truncated("segment data"));
-            }
-            let start = bias.checked_add(p.p_vaddr);
-            let end = start.and_then(|s| s.checked_add(p.p_memsz));
-            let (Some(start), Some(end)) = (start, end) else {
-                return Err(ElfError::DoesNotFit {
-                    start: p.p_vaddr,
-                    end: u64::MAX,
-                    low,
-                    high,
-                });
-            };
-            if start < low || end > high {
-                return Err(ElfError::DoesNotFit {
-                    start,
-                    end,
-                    low,
-                    high,
-                });
-            }
-            segments.push(Segment {
-                addr: start,
-                mem_size: p.p_memsz,
-                offset: p.p_offset,
-                file_size: p.p_filesz,
-            });
-        }
+            .map(|p| self.segment(p, bias, low..high))
+            .collect::<Result<Vec<_>, _>>()?;
         if segments.is_empty() {
             return Err(ElfError::Malformed("no loadable segments".into()));
         }
         check_overlaps(&mut segments.clone())?;
         Ok(segments)
+    }
+
+    /// One PT_LOAD, relocated by `bias` and checked against the file and `room`.
+    fn segment(&self, p: &Elf64_Phdr, bias: u64, room: Range<u64>) -> Result<Segment, ElfError> {
+        if p.p_filesz > p.p_memsz {
+            return Err(ElfError::Malformed(format!(
+                "segment at {:#x} has file size > memory size",
+                p.p_vaddr
+            )));
+        }
+        if p.p_offset
+            .checked_add(p.p_filesz)
+            .is_none_or(|end| end > self.file_len)
+        {
+            return Err(ElfError::Truncated("segment data"));
+        }
+        let (low, high) = (room.start, room.end);
+        let start = bias.checked_add(p.p_vaddr);
+        let end = start.and_then(|s| s.checked_add(p.p_memsz));
+        match (start, end) {
+            (Some(start), Some(end)) if start >= low && end <= high => Ok(Segment {
+                addr: start,
+                mem_size: p.p_memsz,
+                offset: p.p_offset,
+                file_size: p.p_filesz,
+            }),
+            (start, end) => Err(ElfError::DoesNotFit {
+                start: start.unwrap_or(p.p_vaddr),
+                end: end.unwrap_or(u64::MAX),
+                low,
+                high,
+            }),
+        }
     }
 
     /// AT_PHDR: PT_PHDR if present, else where the first segment that contains the
@@ -325,6 +310,28 @@ impl Headers {
                 ElfError::Malformed("program headers are not in a loadable segment".into())
             })
     }
+}
+
+/// Reads the program header table `ehdr` points at.
+fn read_phdrs(
+    ehdr: &Elf64_Ehdr,
+    file_len: u64,
+    read_at: &mut dyn FnMut(u64, usize) -> std::io::Result<Vec<u8>>,
+) -> Result<Vec<Elf64_Phdr>, ElfError> {
+    let table_len = usize::from(ehdr.e_phnum) * PHDR_SIZE;
+    if ehdr
+        .e_phoff
+        .checked_add(table_len as u64)
+        .is_none_or(|end| end > file_len)
+    {
+        return Err(ElfError::Truncated("program header table"));
+    }
+    let table = read_at(ehdr.e_phoff, table_len)
+        .map_err(|e| ElfError::Malformed(format!("reading program headers: {e}")))?;
+    table
+        .chunks(PHDR_SIZE)
+        .map(|c| read_obj::<Elf64_Phdr>(c, "program header table"))
+        .collect()
 }
 
 fn check_overlaps(segments: &mut [Segment]) -> Result<(), ElfError> {
@@ -592,6 +599,9 @@ pub(crate) mod tests {
     fn missing_file_keeps_the_path_for_the_caller() {
         let err = plan_file(Path::new("/nonexistent/isolab-prog"), 0, 1).unwrap_err();
         assert!(matches!(&err, ElfError::Io { path, .. } if path.ends_with("isolab-prog")));
-        assert!(err.to_string().contains("No such file"), "{err}");
+        let ElfError::Io { source, .. } = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
     }
 }

@@ -25,9 +25,8 @@ use crate::arch::x86_64::msr::{msrs, MSR_FS_BASE};
 use crate::arch::x86_64::regs::RFLAGS_RESERVED;
 use crate::builder::{build_kernelless, BuildError, KernellessSpec, KernellessVm};
 use crate::stats::{ExitStats, Phases, StatsReport};
-use crate::vstate::vcpu::{
-    install_kick_handler, ioctl, Kicker, StopReason, Trap, VcpuError, Watchdog,
-};
+use crate::vstate::kick::{self, KickError, Kicker, Watchdog};
+use crate::vstate::vcpu::{ioctl, StopReason, Trap, VcpuError};
 use exception::{ExceptionFrame, GuestException};
 use syscalls::{CpuState, SyscallAction, SyscallConfig, SyscallError, SyscallHandler};
 
@@ -46,7 +45,7 @@ pub enum ExecError {
         reason: String,
     },
     /// Creating the default empty rootfs.
-    #[error("creating an empty temporary rootfs: {0}")]
+    #[error("creating an empty temporary rootfs")]
     TempRootfs(#[source] std::io::Error),
     /// Building the VM.
     #[error(transparent)]
@@ -57,6 +56,9 @@ pub enum ExecError {
     /// Running the vCPU.
     #[error(transparent)]
     Vcpu(#[from] VcpuError),
+    /// Installing the signal handlers that stop the vCPU.
+    #[error(transparent)]
+    Kick(#[from] KickError),
 }
 
 /// What to run and how.
@@ -85,6 +87,8 @@ pub enum Outcome {
     Exception(GuestException),
     /// `--timeout` expired.
     TimedOut(Duration),
+    /// The monitor got this termination signal (SIGINT, SIGTERM, SIGHUP).
+    Terminated(i32),
     /// The vCPU stopped for another reason (halt, triple fault, KVM failure).
     Stopped(StopReason),
 }
@@ -101,6 +105,7 @@ impl Outcome {
             Outcome::Exited(code) => code & 0xff,
             Outcome::Exception(e) => e.exit_code(),
             Outcome::TimedOut(_) => TIMEOUT_EXIT_CODE,
+            Outcome::Terminated(signal) => 128 + signal,
             Outcome::Stopped(_) => MONITOR_FAILURE_EXIT_CODE,
         }
     }
@@ -110,6 +115,15 @@ impl Outcome {
         match self {
             Outcome::Exited(_) => None,
             Outcome::Exception(e) => Some(e.to_string()),
+            Outcome::Terminated(signal) => {
+                let name = match *signal {
+                    libc::SIGINT => "SIGINT",
+                    libc::SIGTERM => "SIGTERM",
+                    libc::SIGHUP => "SIGHUP",
+                    _ => "a signal",
+                };
+                Some(format!("guest stopped: the monitor got {name} ({signal})"))
+            }
             Outcome::TimedOut(t) => Some(format!(
                 "guest ran longer than --timeout {}s; stopped",
                 t.as_secs_f64()
@@ -215,16 +229,8 @@ fn run(
     phases: &mut Phases,
 ) -> Result<Outcome, ExecError> {
     let kicked = Arc::new(AtomicBool::new(false));
-    let watchdog = match timeout {
-        Some(t) => {
-            install_kick_handler()?;
-            Some(Watchdog::start(
-                t,
-                Kicker::for_current_thread(kicked.clone()),
-            ))
-        }
-        None => None,
-    };
+    kick::install_handlers()?;
+    let watchdog = timeout.map(|t| Watchdog::start(t, Kicker::for_current_thread(kicked.clone())));
     let mut traps = TrapHandler {
         mem: vm.mem.clone(),
         handler,
@@ -242,6 +248,9 @@ fn run(
         (StopReason::Exited(code), _) => Outcome::Exited(code),
         (StopReason::Exception(_), Some(e)) => Outcome::Exception(e),
         (StopReason::Kicked, _) if timed_out => Outcome::TimedOut(timeout.unwrap_or_default()),
+        (StopReason::Kicked, _) if kick::terminated_by().is_some() => {
+            Outcome::Terminated(kick::terminated_by().unwrap_or_default())
+        }
         (other, _) => Outcome::Stopped(other),
     })
 }

@@ -91,65 +91,92 @@ impl Builder {
         self.top - self.image.len() as u64
     }
 
-    fn push_bytes(&mut self, bytes: &[u8]) -> u64 {
+    fn push_bytes(&mut self, bytes: &[u8]) -> Result<u64, StackError> {
+        let size = self.image.len() + bytes.len();
+        if size > MAX_STACK_IMAGE {
+            return Err(StackError::TooLarge(size));
+        }
         self.image.extend(bytes.iter().rev());
-        self.cursor()
+        Ok(self.cursor())
     }
 
     fn push_str(&mut self, s: &str) -> Result<u64, StackError> {
         if s.contains('\0') {
             return Err(StackError::Nul(s.to_owned()));
         }
-        self.push_bytes(&[0]);
-        Ok(self.push_bytes(s.as_bytes()))
+        self.push_bytes(&[0])?;
+        self.push_bytes(s.as_bytes())
     }
 }
 
-/// Builds the stack that ends at `top` (16-byte aligned).
+/// Guest addresses of what the strings area holds.
+struct Strings {
+    execfn: u64,
+    envp: Vec<u64>,
+    argv: Vec<u64>,
+    platform: u64,
+    random: u64,
+}
+
+fn push_strings(b: &mut Builder, spec: &StackSpec<'_>) -> Result<Strings, StackError> {
+    b.push_bytes(&[0; 8])?; // end marker, as Linux leaves one
+    let execfn = b.push_str(spec.execfn)?;
+    let mut push_all = |list: &[String]| -> Result<Vec<u64>, StackError> {
+        let mut addrs = list
+            .iter()
+            .rev()
+            .map(|s| b.push_str(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        addrs.reverse();
+        Ok(addrs)
+    };
+    let envp = push_all(spec.envp)?;
+    let argv = push_all(spec.argv)?;
+    let platform = b.push_str("x86_64")?;
+    let random = b.push_bytes(&spec.random)?;
+    Ok(Strings {
+        execfn,
+        envp,
+        argv,
+        platform,
+        random,
+    })
+}
+
+/// argc, argv[], NULL, envp[], NULL, auxv pairs ending with AT_NULL.
+fn pointer_table(spec: &StackSpec<'_>, s: &Strings) -> Vec<u64> {
+    let mut table = vec![spec.argv.len() as u64];
+    table.extend(&s.argv);
+    table.push(0);
+    table.extend(&s.envp);
+    table.push(0);
+    let ours = [
+        (AT_RANDOM, s.random),
+        (AT_PLATFORM, s.platform),
+        (AT_EXECFN, s.execfn),
+        (AT_NULL, 0),
+    ];
+    table.extend(spec.auxv.iter().chain(&ours).flat_map(|&(k, v)| [k, v]));
+    table
+}
+
+/// Builds the stack that ends at `top` (16-byte aligned, above MAX_STACK_IMAGE).
 pub fn build(top: u64, spec: &StackSpec<'_>) -> Result<InitialStack, StackError> {
     let mut b = Builder {
         top,
         image: Vec::new(),
     };
-    b.push_bytes(&[0; 8]); // end marker, as Linux leaves one
-    let execfn = b.push_str(spec.execfn)?;
-    let envp = spec
-        .envp
-        .iter()
-        .rev()
-        .map(|s| b.push_str(s))
-        .collect::<Result<Vec<_>, _>>()?;
-    let argv = spec
-        .argv
-        .iter()
-        .rev()
-        .map(|s| b.push_str(s))
-        .collect::<Result<Vec<_>, _>>()?;
-    let platform = b.push_str("x86_64")?;
-    let random = b.push_bytes(&spec.random);
-    let mut auxv = spec.auxv.to_vec();
-    auxv.extend([
-        (AT_RANDOM, random),
-        (AT_PLATFORM, platform),
-        (AT_EXECFN, execfn),
-        (AT_NULL, 0),
-    ]);
-    let mut table = vec![spec.argv.len() as u64];
-    table.extend(argv.iter().rev());
-    table.push(0);
-    table.extend(envp.iter().rev());
-    table.push(0);
-    table.extend(auxv.iter().flat_map(|&(k, v)| [k, v]));
-    let table_bytes = table.len() * 8;
-    let sp = (b.cursor() - table_bytes as u64) & !0xf;
+    let strings = push_strings(&mut b, spec)?;
+    let table = pointer_table(spec, &strings);
+    let table_bytes = table.len() as u64 * 8;
+    let sp = b.cursor().saturating_sub(table_bytes) & !0xf;
     let size = (top - sp) as usize;
     if size > MAX_STACK_IMAGE {
         return Err(StackError::TooLarge(size));
     }
-    let mut bytes: Vec<u8> = b.image.iter().rev().copied().collect();
     let mut head: Vec<u8> = table.iter().flat_map(|v| v.to_le_bytes()).collect();
-    head.resize(size - bytes.len(), 0); // alignment padding between table and strings
-    head.append(&mut bytes);
+    head.resize(size - b.image.len(), 0); // alignment padding between table and strings
+    head.extend(b.image.iter().rev());
     Ok(InitialStack { sp, bytes: head })
 }
 

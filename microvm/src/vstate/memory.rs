@@ -7,7 +7,7 @@ use vm_memory::{GuestAddress, GuestMemoryMmap};
 #[derive(Debug, thiserror::Error)]
 pub enum MemoryError {
     /// mmap failed or the ranges were invalid.
-    #[error("mapping {size_mib} MiB of guest memory: {source}")]
+    #[error("mapping {size_mib} MiB of guest memory")]
     Map {
         /// Total size requested.
         size_mib: u64,

@@ -1,5 +1,6 @@
 //! Wrappers around the KVM objects: the VM, its vCPUs, and guest memory.
 
+pub mod kick;
 pub mod memory;
 pub mod vcpu;
 pub mod vm;

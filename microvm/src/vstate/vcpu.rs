@@ -1,15 +1,14 @@
 //! A vCPU and its run loop. The exit handler is a free function over a
 //! `kvm_ioctls::VcpuExit`, so tests feed it fake exits; the loop adds timing, stats and
-//! the kick (a signal plus a flag) that `--timeout` uses to stop a spinning guest.
+//! the kick (see `kick.rs`) that stops a guest on `--timeout` or SIGTERM.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
-use std::sync::Arc;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use kvm_ioctls::{VcpuExit, VcpuFd};
 
+use super::kick;
+pub use super::kick::{kick_signal, KickError, Kicker, Watchdog};
 use crate::devices::bus::{Access, Bus, DeviceEvent};
 use crate::stats::ExitStats;
 
@@ -17,16 +16,22 @@ use crate::stats::ExitStats;
 #[derive(Debug, thiserror::Error)]
 pub enum VcpuError {
     /// A vCPU ioctl failed.
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Ioctl {
         /// What was being done.
         what: &'static str,
         /// The errno.
         source: kvm_ioctls::Error,
     },
-    /// Installing the kick signal handler failed.
-    #[error("installing the vCPU kick signal handler: {0}")]
-    Signal(#[source] vmm_sys_util::errno::Error),
+    /// Installing the kick or termination signal handlers failed.
+    #[error(transparent)]
+    Kick(#[from] KickError),
+}
+
+/// Installs the signal handlers a running vCPU relies on: the kick (for timeouts and
+/// tear-down) and SIGINT/SIGTERM/SIGHUP, which stop every running vCPU cleanly.
+pub fn install_kick_handler() -> Result<(), VcpuError> {
+    kick::install_handlers().map_err(VcpuError::from)
 }
 
 /// Maps a KVM error to a [`VcpuError`] that says what was being done.
@@ -41,7 +46,7 @@ pub enum StopReason {
     Shutdown,
     /// The guest halted with no interrupt controller to wake it.
     Halted,
-    /// Another thread kicked the vCPU (timeout, or the VM is being torn down).
+    /// The vCPU was kicked: a timeout, or the monitor got SIGINT/SIGTERM/SIGHUP.
     Kicked,
     /// KVM could not run the guest any further.
     Failed(String),
@@ -195,8 +200,9 @@ impl Vcpu {
         E: From<VcpuError>,
         F: FnMut(&VcpuFd, Trap) -> Result<Option<StopReason>, E>,
     {
+        let _armed = kick::arm_termination(self.index, self.fd.get_kvm_run());
         loop {
-            if kicked.load(Ordering::Acquire) {
+            if kicked.load(Ordering::Acquire) || kick::terminated_by().is_some() {
                 return Ok(StopReason::Kicked);
             }
             let handled = match self.fd.run() {
@@ -222,100 +228,12 @@ impl Vcpu {
     }
 }
 
-/// The signal that interrupts KVM_RUN on a vCPU thread.
-pub fn kick_signal() -> libc::c_int {
-    vmm_sys_util::signal::SIGRTMIN()
-}
-
-extern "C" fn on_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
-
-/// Installs the (empty) kick handler; without SA_RESTART, KVM_RUN returns EINTR.
-pub fn install_kick_handler() -> Result<(), VcpuError> {
-    vmm_sys_util::signal::register_signal_handler(kick_signal(), on_kick).map_err(VcpuError::Signal)
-}
-
-/// Stops a vCPU thread: sets the flag the run loop checks, and signals the thread so
-/// a guest that never exits on its own leaves KVM_RUN.
-#[derive(Debug, Clone)]
-pub struct Kicker {
-    thread: libc::pthread_t,
-    flag: Arc<AtomicBool>,
-}
-
-impl Kicker {
-    /// A kicker for the calling thread, which must outlive every kick (see [`Watchdog`]).
-    pub fn for_current_thread(flag: Arc<AtomicBool>) -> Self {
-        // SAFETY: pthread_self has no preconditions.
-        let thread = unsafe { libc::pthread_self() };
-        Self { thread, flag }
-    }
-
-    /// Sets the flag and interrupts the thread.
-    pub fn kick(&self) {
-        self.flag.store(true, Ordering::Release);
-        // SAFETY: `thread` is alive: the Watchdog that owns kicks is joined before the
-        // vCPU thread's run ends, and the signal has a handler installed.
-        unsafe { libc::pthread_kill(self.thread, kick_signal()) };
-    }
-}
-
-/// Kicks a vCPU after a timeout, again every few milliseconds until dropped (a kick
-/// that lands just before KVM_RUN is entered would otherwise be lost).
-#[derive(Debug)]
-pub struct Watchdog {
-    stop: Option<mpsc::Sender<()>>,
-    thread: Option<thread::JoinHandle<bool>>,
-}
-
-/// How often a watchdog re-kicks a vCPU that has not stopped yet.
-const REKICK_INTERVAL: Duration = Duration::from_millis(5);
-
-impl Watchdog {
-    /// Starts the timer.
-    pub fn start(timeout: Duration, kicker: Kicker) -> Self {
-        let (stop, stopped) = mpsc::channel::<()>();
-        let thread = thread::spawn(move || {
-            if stopped.recv_timeout(timeout) != Err(mpsc::RecvTimeoutError::Timeout) {
-                return false;
-            }
-            loop {
-                kicker.kick();
-                if stopped.recv_timeout(REKICK_INTERVAL) != Err(mpsc::RecvTimeoutError::Timeout) {
-                    return true;
-                }
-            }
-        });
-        Self {
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-
-    /// Stops the timer; true if it had fired.
-    pub fn stop(mut self) -> bool {
-        self.finish()
-    }
-
-    fn finish(&mut self) -> bool {
-        drop(self.stop.take());
-        self.thread
-            .take()
-            .is_some_and(|t| t.join().unwrap_or(false))
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        self.finish();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::devices::bus::{BusDevice, SharedDevice};
     use crate::devices::i8042::I8042;
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
 
     fn buses() -> (Bus, Bus) {
         let mut pio = Bus::new();
@@ -393,28 +311,5 @@ mod tests {
             ExitAction::Stop(StopReason::Failed(_))
         ));
         assert_eq!(stop(VcpuExit::Intr), ExitAction::Continue);
-    }
-
-    #[test]
-    fn watchdog_stopped_in_time_never_fires() {
-        install_kick_handler().unwrap();
-        let flag = Arc::new(AtomicBool::new(false));
-        let dog = Watchdog::start(
-            Duration::from_secs(3600),
-            Kicker::for_current_thread(flag.clone()),
-        );
-        assert!(!dog.stop());
-        assert!(!flag.load(Ordering::Acquire));
-    }
-
-    #[test]
-    fn watchdog_fires_and_sets_the_flag() {
-        install_kick_handler().unwrap();
-        let flag = Arc::new(AtomicBool::new(false));
-        let dog = Watchdog::start(Duration::ZERO, Kicker::for_current_thread(flag.clone()));
-        while !flag.load(Ordering::Acquire) {
-            thread::yield_now();
-        }
-        assert!(dog.stop());
     }
 }

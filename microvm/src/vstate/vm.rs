@@ -11,10 +11,10 @@ use crate::kvm_flavor::{self, KvmFlavor};
 #[derive(Debug, thiserror::Error)]
 pub enum VmError {
     /// `/dev/kvm` missing or not accessible.
-    #[error("opening /dev/kvm: {0} (is KVM available, and may this user open /dev/kvm?)")]
+    #[error("opening /dev/kvm (is KVM available, and may this user open it?)")]
     OpenKvm(#[source] kvm_ioctls::Error),
     /// A KVM ioctl on the VM failed.
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Ioctl {
         /// What was being done.
         what: &'static str,

@@ -48,6 +48,17 @@ pub mod code {
     pub const UD2: &[u8] = &[0x0f, 0x0b];
     /// `jmp $`: spins forever without a single exit.
     pub const SPIN: &[u8] = &[0xeb, 0xfe];
+    /// write(1, "READY\n", 6) then spin forever (for signal tests).
+    pub fn ready_then_spin(code_addr: u64) -> Vec<u8> {
+        let mut c = hello(b"", code_addr);
+        c.truncate(27); // keep the write, drop the exit
+        c.extend(SPIN);
+        c.resize(36, 0x90);
+        c.extend(b"READY\n");
+        let len = c.len() - 36;
+        c[16..20].copy_from_slice(&(len as u32).to_le_bytes());
+        c
+    }
     /// write(1, msg, len) then exit_group(0), with the message after the code.
     pub fn hello(msg: &[u8], code_addr: u64) -> Vec<u8> {
         let msg_addr = code_addr + 36;

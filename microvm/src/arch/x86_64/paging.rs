@@ -30,7 +30,7 @@ pub enum PagingError {
     #[error("guest memory size {0:#x} is not a multiple of 2 MiB")]
     Unaligned(u64),
     /// A table did not fit in guest memory.
-    #[error("writing page tables into guest memory: {0}")]
+    #[error("writing page tables into guest memory")]
     Write(#[from] vm_memory::GuestMemoryError),
 }
 
