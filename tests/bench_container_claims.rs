@@ -1,6 +1,6 @@
 //! End to end across crates, as root: the container claim scenarios against isolab's
 //! real engine. C8: two containers from one image each see only their own write. C10:
-//! PID 1, own hostname, and a memory limit that OOM-kills. C11: a write in the
+//! PID 1, own hostname, a memory limit that OOM-kills, a pids limit that holds. C11: a write in the
 //! container layer is gone in the next container, a write in a volume is not.
 
 #[path = "../bench/tests/common/mod.rs"]
@@ -73,9 +73,10 @@ fn volume_write_survives_the_container_and_layer_write_does_not_as_root() {
 }
 
 #[test]
-fn limits_pid1_hostname_and_oom_kill_as_root() {
+fn limits_pid1_hostname_oom_kill_and_pids_limit_as_root() {
     let m = measure(&Limits);
     assert_eq!(m.facts["pid1"], "yes");
     assert_eq!(m.facts["own_hostname"], "yes");
     assert_eq!(m.metrics["oom_killed"].value, 1.0, "{:?}", m.facts);
+    assert_eq!(m.metrics["pids_limit_held"].value, 1.0, "{:?}", m.facts);
 }

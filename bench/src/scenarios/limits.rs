@@ -2,9 +2,11 @@
 //! limit. Facts `pid1` and `own_hostname` come from `workload info` in the container;
 //! `oom_killed` is 1 when `workload mem` asking for more than a container memory limit
 //! is killed (SIGKILL, or exit status 137 passed on by the runtime) rather than
-//! finishing. The pids limit is not measured: the workload has no subcommand that
-//! starts processes (fact `pids_limit` says so).
+//! finishing. `pids_limit_held` is 1 when a busybox shell under `engine run
+//! --pids-limit 10` that starts 30 background processes sees at most 10 processes in
+//! its PID namespace (needs `/bin/busybox`; without it, fact `pids_limit` says why).
 
+use super::sharing::{build_shell_image, output, start, BUSYBOX};
 use super::{
     isolation::from_info, launch_as, next_id, run_to_exit, Ctx, Measured, Params, Scenario,
 };
@@ -48,16 +50,57 @@ impl Scenario for Limits {
             "memory_limit".into(),
             format!("{LIMIT_MIB} MiB, workload asked for {ASK_MIB} MiB"),
         );
-        m.facts.insert(
-            "pids_limit".into(),
-            "not measured: the workload has no subcommand that starts processes".into(),
-        );
+        match pids(ctx) {
+            Ok((held, seen)) => {
+                m.metric("pids_limit_held", if held { 1.0 } else { 0.0 }, "bool");
+                m.facts.insert(
+                    "pids_limit".into(),
+                    format!("limit {PIDS_LIMIT}, tried {PIDS_TRIED}, saw {seen} processes"),
+                );
+            }
+            Err(why) => {
+                m.facts
+                    .insert("pids_limit".into(), format!("not measured: {why}"));
+            }
+        }
         Ok(m)
     }
 }
 
 fn yes_no(b: bool) -> String {
     if b { "yes" } else { "no" }.to_owned()
+}
+
+/// The pids limit of the test and how many processes the shell tries to start.
+pub const PIDS_LIMIT: u32 = 10;
+const PIDS_TRIED: u32 = 30;
+
+/// Starts [`PIDS_TRIED`] sleepers under a pids limit; returns whether the count of
+/// processes seen stayed within it, and that count.
+fn pids(ctx: &Ctx<'_>) -> Result<(bool, u32), String> {
+    if !std::path::Path::new(BUSYBOX).is_file() {
+        return Err(format!(
+            "no static busybox at {BUSYBOX} to start processes with"
+        ));
+    }
+    let dir = ctx.scratch.join(format!("pids-{}", next_id()));
+    let outcome = build_shell_image(ctx, &dir).and_then(|()| {
+        // The sleepers start in a subshell, whose failing fork ends only it; the count
+        // is a glob over /proc, a builtin, since no fork is left for `ls` once the limit
+        // is reached.
+        let script = format!(
+            "(i=0; while [ $i -lt {PIDS_TRIED} ]; do {BUSYBOX} sleep 5 & i=$((i+1)); done) 2>/dev/null; \
+             set -- /proc/[0-9]*; echo $#"
+        );
+        let limit = PIDS_LIMIT.to_string();
+        output(ctx, start(ctx, &dir.join("root"), &["--pids-limit", &limit], &script)?)
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    let seen: u32 = outcome?
+        .trim()
+        .parse()
+        .map_err(|_| "the shell printed no process count".to_owned())?;
+    Ok((seen <= PIDS_LIMIT, seen))
 }
 
 /// Runs `mem` past the limit; returns whether it was killed, and how it ended.

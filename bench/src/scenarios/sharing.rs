@@ -63,7 +63,7 @@ impl Scenario for Sharing {
 }
 
 /// `FROM scratch` + busybox, built under `dir/root`.
-fn build_shell_image(ctx: &Ctx<'_>, dir: &Path) -> Result<(), String> {
+pub fn build_shell_image(ctx: &Ctx<'_>, dir: &Path) -> Result<(), String> {
     let context = dir.join("context");
     std::fs::create_dir_all(&context)
         .map_err(|e| format!("creating {}: {e}", context.display()))?;
@@ -84,7 +84,12 @@ fn engine(ctx: &Ctx<'_>, root: &Path) -> Command {
 }
 
 /// `engine run --rm [OPTIONS] IMAGE busybox sh -c SCRIPT`, started.
-fn start(ctx: &Ctx<'_>, root: &Path, options: &[&str], script: &str) -> Result<Instance, String> {
+pub fn start(
+    ctx: &Ctx<'_>,
+    root: &Path,
+    options: &[&str],
+    script: &str,
+) -> Result<Instance, String> {
     let mut cmd = engine(ctx, root);
     cmd.args(["run", "--rm"]).args(options).arg(IMAGE);
     cmd.args([BUSYBOX, "sh", "-c", script]);
@@ -92,7 +97,7 @@ fn start(ctx: &Ctx<'_>, root: &Path, options: &[&str], script: &str) -> Result<I
 }
 
 /// Waits for a container and returns its stdout; a failure is an error.
-fn output(ctx: &Ctx<'_>, mut instance: Instance) -> Result<String, String> {
+pub fn output(ctx: &Ctx<'_>, mut instance: Instance) -> Result<String, String> {
     let f = instance
         .wait_exit(ctx.timeout)
         .map_err(|e| format!("engine run: {e}"))?;
