@@ -189,7 +189,7 @@ pub struct Summary {
 #[derive(Debug, thiserror::Error)]
 pub enum ResultsError {
     /// The file could not be read or written.
-    #[error("{action} {path}: {source}")]
+    #[error("{action} {path}")]
     Io {
         /// What was being done.
         action: &'static str,
@@ -199,7 +199,7 @@ pub enum ResultsError {
         source: std::io::Error,
     },
     /// The file is not a results file of this schema.
-    #[error("parsing {path}: {source} (is it a results.json written by `bench run`?)")]
+    #[error("parsing {path} (is it a results.json written by `bench run`?)")]
     Parse {
         /// The file.
         path: String,

@@ -69,10 +69,8 @@ pub fn run_report(args: &ReportArgs) -> anyhow::Result<()> {
     let results = args
         .results
         .iter()
-        // The load error already names the file and the cause; as the message alone
-        // it prints once under `error: {err:#}`.
-        .map(|p| Results::load(p).map_err(|e| anyhow::anyhow!("{e}")))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .map(|p| Results::load(p))
+        .collect::<Result<Vec<_>, _>>()?;
     let files = generate(&results, &args.out)?;
     println!("report: {}", files.markdown.display());
     println!("        {}", files.html.display());
