@@ -243,3 +243,22 @@ fn doctor_lists_each_piece_with_fixes_for_missing_ones() {
                 .and(predicate::str::contains("fix: cargo build")),
         );
 }
+
+/// Regression: a density run whose MemAvailable "drop" was 0 at one N and negative at
+/// another (a busy host) made the report's plot axis overflow and `bench run` panic.
+#[test]
+fn report_survives_a_negative_memavailable_drop() {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/negative-memavailable-drop.json"
+    );
+    let out = tempfile::tempdir().unwrap();
+    bench()
+        .arg("report")
+        .arg(fixture)
+        .arg("--out")
+        .arg(out.path())
+        .assert()
+        .success();
+    assert!(out.path().join("plots/density.svg").is_file());
+}
