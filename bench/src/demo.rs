@@ -78,7 +78,14 @@ pub fn explain(native: &Row, row: &Row) -> Vec<String> {
         return vec![format!("{}: failed: {e}", row.model)];
     }
     let m = &row.model;
-    if row.kernel != native.kernel {
+    if m == "microvm" {
+        // The kernel-less guest has no kernel at all: the monitor answers uname.
+        lines.push(format!(
+            "{m}: kernel {} is what isolab's monitor answers to uname: there is no guest kernel, \
+             the monitor handles every system call",
+            row.kernel
+        ));
+    } else if row.kernel != native.kernel {
         lines.push(format!(
             "{m}: kernel {} is not the host's {}: it runs its own kernel (a VM)",
             row.kernel, native.kernel
@@ -210,6 +217,17 @@ mod tests {
         );
         vm.error = Some("boom".into());
         assert_eq!(explain(&n, &vm), ["qemu: failed: boom"]);
+    }
+
+    #[test]
+    fn the_kernel_less_guest_is_not_said_to_run_a_kernel() {
+        let n = row("native", "6.1.0", "4242", 24000.0, 1.0);
+        let vm = row("microvm", "6.1.0-isolab-kernelless", "1", 256.0, 5.0);
+        let text = explain(&n, &vm).join("\n");
+        assert!(
+            text.contains("no guest kernel") && !text.contains("runs its own kernel"),
+            "{text}"
+        );
     }
 
     #[test]
