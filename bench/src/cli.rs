@@ -38,6 +38,13 @@ pub enum Command {
 
 /// Options of `bench run`.
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    sudo bench run --quick                      # every model, about a minute\n  \
+    sudo bench run                              # the full suite, reports/<date>-<host>/\n  \
+    sudo bench run --models native,runc,microvm --scenarios startup --iterations 30\n  \
+    sudo bench run --models container --scenarios density --density 1,50,200\n\n\
+    Results are saved after every sample; Ctrl-C keeps what was measured (exit 130).\n\
+    `bench doctor` says which models this host can run.")]
 pub struct RunArgs {
     /// Models to run, comma-separated (default: all; unavailable ones are skipped with
     /// the reason).
