@@ -191,7 +191,8 @@ fn plan(
         };
         for params in probe.params(config) {
             for (model, status) in statuses.iter().enumerate().filter(|(_, s)| s.available) {
-                let skipped = skip_reason(models[model].as_ref(), status, name, config.quick);
+                let skipped = skip_reason(models[model].as_ref(), status, name, config.quick)
+                    .or_else(|| emulated_density_cap(status, name, &params));
                 let result = empty_result(&status.name, name, &params, skipped.clone());
                 results.scenarios.push(result);
                 let Some(scenario) = scenarios::by_name(name).filter(|_| skipped.is_none()) else {
@@ -233,6 +234,20 @@ fn skip_reason(
                 status.name
             )
         })
+    })
+}
+
+/// Most emulated guests started at once: each takes seconds of CPU to boot and its
+/// full guest RAM on the host, so a hundred would swamp a small host.
+pub const EMULATED_DENSITY_MAX: u32 = 10;
+
+fn emulated_density_cap(status: &ModelStatus, scenario: &str, params: &Params) -> Option<String> {
+    let n: u32 = params.get("instances")?.parse().ok()?;
+    (scenario == "density" && status.emulated && n > EMULATED_DENSITY_MAX).then(|| {
+        format!(
+            "{n} emulated guests at once would take minutes and about {n} x 256 MiB of host memory; \
+             at most {EMULATED_DENSITY_MAX} are started for an emulated model"
+        )
     })
 }
 
@@ -394,6 +409,22 @@ mod tests {
         assert_eq!(runs(&full), [0, 1, 2, 3]);
         assert_eq!(runs(&once), [1]);
         assert_eq!(total_samples(&[full, once]), 5);
+    }
+
+    #[test]
+    fn emulated_models_start_at_most_ten_guests_at_once() {
+        let status = |emulated| ModelStatus {
+            name: "qemu".into(),
+            description: String::new(),
+            available: true,
+            skip_reason: None,
+            emulated,
+            version: None,
+        };
+        let n = |v: &str| Params::from([("instances".to_owned(), v.to_owned())]);
+        assert!(emulated_density_cap(&status(true), "density", &n("100")).is_some());
+        assert!(emulated_density_cap(&status(true), "density", &n("10")).is_none());
+        assert!(emulated_density_cap(&status(false), "density", &n("100")).is_none());
     }
 
     #[test]

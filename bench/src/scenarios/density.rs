@@ -45,7 +45,15 @@ impl Scenario for Density {
         let start = Instant::now();
         let mut running = Vec::new();
         let mut errors = Vec::new();
-        for _ in 0..n {
+        let floor = memory_floor_kib();
+        for i in 0..n {
+            if procfs::mem_available_kib().is_some_and(|kib| kib < floor) {
+                errors.push(format!(
+                    "stopped after {i} instances: MemAvailable fell below {} MiB (protecting the host)",
+                    floor / 1024
+                ));
+                break;
+            }
             match launch(ctx, &["idle"], false) {
                 Ok(pair) => running.push(pair),
                 Err(e) => errors.push(e),
@@ -74,7 +82,8 @@ impl Scenario for Density {
         // Signed: on a busy host MemAvailable also moves for other reasons, and a
         // negative drop shows that noise instead of hiding it as zero.
         let drop_kib = before as f64 - after as f64;
-        let mut m = figures(n, ready, errors.len() as u32, drop_kib, all_ready);
+        let failures = n - ready;
+        let mut m = figures(n, ready, failures, drop_kib, all_ready);
         m.metric(
             "pss_per_instance_kib",
             pss as f64 / f64::from(ready.max(1)),
@@ -85,6 +94,16 @@ impl Scenario for Density {
         }
         Ok(m)
     }
+}
+
+/// MemAvailable below which no further instance is started: a tenth of the host's
+/// memory, at least 512 MiB.
+fn memory_floor_kib() -> u64 {
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| procfs::field_kib(&m, "MemTotal"))
+        .unwrap_or(0);
+    (total / 10).max(512 * 1024)
 }
 
 fn figures(n: u32, ready: u32, failures: u32, drop_kib: f64, all_ready: Duration) -> Measured {
