@@ -28,8 +28,76 @@ pub enum Command {
         microvm exec --rootfs ./root --stats -- ./workload fileio --dir /\n  \
         microvm exec --mem 64 --timeout 2.5 -- ./static-program arg1 arg2")]
     Exec(ExecArgs),
+    /// Boot a Linux kernel with an initramfs whose /init is the workload.
+    ///
+    /// The serial console goes to stdout. Arguments after `--` go to init (the
+    /// workload's subcommand). Exit status: the workload's own; 124 when --timeout
+    /// expires; 125 when the monitor fails or the guest resets without a status. On a
+    /// PVM host (software KVM) a stock kernel cannot boot: refused unless --force.
+    Run(RunArgs),
+    /// Write an initramfs (newc cpio) with the workload as /init.
+    Initramfs(InitramfsArgs),
     /// Print the KVM flavor of this host (vmx, svm, pvm or none).
     Flavor,
+}
+
+/// Arguments of `microvm run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The kernel: an ELF vmlinux or a bzImage [default: the newest /boot/vmlinuz-*].
+    #[arg(long, value_name = "PATH")]
+    pub kernel: Option<PathBuf>,
+    /// The initramfs (see `microvm initramfs`).
+    #[arg(long, value_name = "CPIO")]
+    pub initrd: Option<PathBuf>,
+    /// Kernel parameters, replacing the default (serial console, i8042 reset, panic
+    /// reboots, quiet).
+    #[arg(long, value_name = "S")]
+    pub cmdline: Option<String>,
+    /// Guest memory in MiB (even, 32 to 65536). Mapped lazily.
+    #[arg(long, value_name = "MiB", default_value_t = 256)]
+    pub mem: u64,
+    /// A raw disk image, attached read-write as virtio-blk (`/dev/vda` in the guest).
+    #[arg(long, value_name = "IMG")]
+    pub disk: Option<PathBuf>,
+    /// An existing tap device, attached as virtio-net (`eth0` in the guest).
+    #[arg(long, value_name = "TAP")]
+    pub net: Option<String>,
+    /// Number of vCPUs (1 to 32), described to the kernel by an MP table.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub vcpus: u8,
+    /// End the guest after this many seconds (fractions allowed); exit status 124.
+    #[arg(long, value_name = "S", value_parser = parse_timeout)]
+    pub timeout: Option<f64>,
+    /// At exit, print one `STATS {json}` line to stderr: phases (monitor_setup,
+    /// kernel_boot until the ready port, init until exit) and exits.
+    #[arg(long)]
+    pub stats: bool,
+    /// Boot even on a PVM host, where a stock kernel is expected to fail.
+    #[arg(long)]
+    pub force: bool,
+    /// Arguments for init (put them after `--`), e.g. `-- info`.
+    #[arg(
+        value_name = "INIT_ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub init_args: Vec<String>,
+}
+
+/// Arguments of `microvm initramfs`.
+#[derive(Debug, Args)]
+pub struct InitramfsArgs {
+    /// Where to write the archive.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// The binary to install as /init [default: the `workload` binary next to this
+    /// `microvm` binary].
+    #[arg(long, value_name = "BINARY")]
+    pub init: Option<PathBuf>,
+    /// Also install host file SRC at DST in the guest (repeatable).
+    #[arg(long = "add", value_name = "SRC:DST")]
+    pub add: Vec<String>,
 }
 
 /// Arguments of `microvm exec`.

@@ -13,5 +13,6 @@ pub mod builder;
 pub mod devices;
 pub mod kernelless;
 pub mod kvm_flavor;
+pub mod linux;
 pub mod stats;
 pub mod vstate;

@@ -8,8 +8,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use cli::{Cli, Command, ExecArgs};
+use cli::{Cli, Command, ExecArgs, InitramfsArgs, RunArgs};
 use microvm::kernelless::{self, ExecOptions, MONITOR_FAILURE_EXIT_CODE};
+use microvm::linux::{initramfs, run as linux_run};
 
 fn main() -> ExitCode {
     let start = Instant::now();
@@ -20,6 +21,8 @@ fn main() -> ExitCode {
             Ok(0)
         }
         Command::Exec(args) => exec(args, start),
+        Command::Run(args) => run(args, start),
+        Command::Initramfs(args) => build_initramfs(args),
     };
     match code {
         Ok(code) => ExitCode::from(code as u8),
@@ -48,4 +51,45 @@ fn exec(args: ExecArgs, start: Instant) -> anyhow::Result<i32> {
         writeln!(stderr, "{}", report.stats.line())?;
     }
     Ok(report.outcome.exit_code())
+}
+
+fn run(args: RunArgs, start: Instant) -> anyhow::Result<i32> {
+    let options = linux_run::RunOptions {
+        kernel: args.kernel,
+        initrd: args.initrd,
+        cmdline: args.cmdline,
+        init_args: args.init_args,
+        disk: args.disk,
+        net: args.net,
+        mem_mib: args.mem,
+        vcpus: args.vcpus,
+        timeout: args.timeout.map(Duration::from_secs_f64),
+        force: args.force,
+    };
+    let report = linux_run::run(&options, start)?;
+    std::io::stdout().flush()?;
+    let mut stderr = std::io::stderr().lock();
+    if let Some(line) = report.outcome.report() {
+        writeln!(stderr, "microvm: {line}")?;
+    }
+    if args.stats {
+        writeln!(stderr, "{}", report.stats.line())?;
+    }
+    Ok(report.outcome.exit_code())
+}
+
+fn build_initramfs(args: InitramfsArgs) -> anyhow::Result<i32> {
+    let init = match args.init {
+        Some(init) => init,
+        None => initramfs::default_init()?,
+    };
+    let extra = args
+        .add
+        .iter()
+        .map(|a| initramfs::parse_add(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let spec = initramfs::InitramfsSpec { init, extra };
+    let size = initramfs::write_file(&spec, &args.output)?;
+    eprintln!("microvm: wrote {} ({size} bytes)", args.output.display());
+    Ok(0)
 }

@@ -4,3 +4,4 @@ pub mod bus;
 pub mod i8042;
 pub mod ready_port;
 pub mod serial;
+pub mod virtio;
