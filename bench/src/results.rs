@@ -120,6 +120,10 @@ pub struct ScenarioResult {
     /// Per metric name: statistics over the successful samples.
     #[serde(default)]
     pub summary: BTreeMap<String, Summary>,
+    /// Why this model did not run this scenario, when it could not (e.g. no network
+    /// path from a Linux guest to the host peer); `samples` is then empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 /// One iteration of one model in one scenario.

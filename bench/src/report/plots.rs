@@ -99,8 +99,17 @@ impl Ranged for Ticked {
     type FormatOption = DefaultFormatting;
 
     fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
-        let t = (value - self.lo) / (self.hi - self.lo);
-        limit.0 + (f64::from(limit.1 - limit.0) * t).round() as i32
+        // An empty range (all values equal, e.g. a density MemAvailable drop of 0 and
+        // a negative one clipped to it) or a value far outside must not overflow.
+        let span = self.hi - self.lo;
+        let t = if span > 0.0 {
+            (value - self.lo) / span
+        } else {
+            0.5
+        };
+        limit
+            .0
+            .saturating_add((f64::from(limit.1 - limit.0) * t).round() as i32)
     }
 
     fn key_points<H: KeyPointHint>(&self, _hint: H) -> Vec<f64> {
