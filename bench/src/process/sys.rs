@@ -47,16 +47,24 @@ pub fn wait4(pid: i32) -> io::Result<Reaped> {
 /// if the thread that spawned it goes away, so a killed harness leaves no launcher
 /// behind. Not a new session: QEMU's `-nographic` stalls without a controlling
 /// terminal's session.
+///
+/// A harness killed between fork and the child's `prctl` sends no death signal, and
+/// on a loaded host the child may not run for milliseconds after the fork: the child
+/// then checks that the harness is still its parent and gives up when it is not.
 pub fn isolate_child(cmd: &mut Command) {
+    let harness = std::process::id() as libc::pid_t;
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
-    // system calls (setpgid, prctl), touching no memory of the parent.
+    // system calls (setpgid, prctl, getppid), touching no memory of the parent.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             if libc::setpgid(0, 0) < 0 {
                 return Err(io::Error::last_os_error());
             }
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
                 return Err(io::Error::last_os_error());
+            }
+            if libc::getppid() != harness {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
             }
             Ok(())
         });
