@@ -60,12 +60,7 @@ fn kvm_workload_ready_prints_ready() {
     let Some((_bins, tmp)) = setup("kvm_workload_ready_prints_ready") else {
         return;
     };
-    let workload = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/x86_64-unknown-linux-gnu/debug/workload");
-    if !workload.exists() {
-        eprintln!("skipping: build the workload first (cargo build -p workload)");
-        return;
-    }
+    let workload = common::workload();
     let out = exec(tmp.path())
         .arg("--stats")
         .arg(&workload)

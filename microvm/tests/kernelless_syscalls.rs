@@ -8,7 +8,10 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+mod common;
+
 use assert_cmd::cargo::cargo_bin;
+use common::workload;
 use predicates::prelude::*;
 
 const BUSYBOX: &str = "/bin/busybox";
@@ -29,22 +32,6 @@ fn busybox_available() -> bool {
         eprintln!("skipped: {BUSYBOX} is absent (apt-get install busybox-static)");
     }
     ok
-}
-
-/// The real workload binary next to `microvm`, built with cargo (microvm does not
-/// depend on it, so `cargo test -p microvm` alone does not build it).
-fn workload() -> PathBuf {
-    let path = cargo_bin("microvm")
-        .parent()
-        .expect("bin dir")
-        .join("workload");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--quiet", "-p", "workload"])
-        .status()
-        .expect("running cargo build -p workload");
-    assert!(status.success(), "cargo build -p workload failed");
-    path
 }
 
 /// A rootfs with a few files, inside a dir that also holds a host-only secret, and

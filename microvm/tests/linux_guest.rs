@@ -2,6 +2,8 @@
 //! kernel accepts (proved by booting it under QEMU's microvm machine), and
 //! `microvm run` refuses bad input with a clear error and leaves nothing behind.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -14,9 +16,9 @@ fn host_kernel() -> Option<PathBuf> {
     microvm::linux::run::default_kernel()
 }
 
+/// The workload, built by cargo: `cargo test -p microvm` alone does not build it.
 fn workload_bin() -> PathBuf {
-    let microvm = PathBuf::from(env!("CARGO_BIN_EXE_microvm"));
-    microvm.with_file_name("workload")
+    common::workload()
 }
 
 fn microvm() -> Cmd {
