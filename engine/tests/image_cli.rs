@@ -1,6 +1,8 @@
 //! `engine image ...` and `engine volume ...` driven as a user would, each test with its
 //! own temp `--root`. Tests that run containers need root and runc; they say so.
 
+mod common;
+
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -17,16 +19,10 @@ fn engine(root: &Path) -> Command {
     cmd
 }
 
-/// The static binary the images run: the workspace `workload` when it is built, else
-/// busybox (static on this host), and the arguments that make it print `READY`.
+/// The static binary the images run (the workspace `workload`) and the arguments that
+/// make it print `READY`.
 fn payload() -> (PathBuf, Vec<&'static str>) {
-    let workload = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/x86_64-unknown-linux-gnu/debug/workload");
-    if workload.is_file() {
-        (workload, vec!["ready"])
-    } else {
-        (PathBuf::from("/bin/busybox"), vec!["echo", "READY"])
-    }
+    (common::workload(), vec!["ready"])
 }
 
 fn is_root() -> bool {

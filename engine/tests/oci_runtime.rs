@@ -2,6 +2,8 @@
 //! bundle built in a temp dir, the lifecycle and its OCI state JSON, refusals, and cleanup
 //! after a failure injected at each startup step.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
@@ -694,12 +696,7 @@ fn root_a_pids_limit_holds() {
 
 #[test]
 fn root_the_workload_runs_as_pid_1_with_its_own_hostname() {
-    let workload = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/x86_64-unknown-linux-gnu/debug/workload");
-    if !workload.exists() {
-        eprintln!("skipping: build the workload first (cargo build -p workload)");
-        return;
-    }
+    let workload = common::workload();
     let f = Fixture::new(&["/workload", "info"]);
     std::fs::copy(&workload, f.bundle().join("rootfs/workload")).unwrap();
     f.write_config(|s| {

@@ -1,0 +1,36 @@
+//! Helpers shared by engine's integration tests.
+
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+/// The real `workload` binary next to `engine`, built by cargo once per test binary:
+/// engine does not depend on it, so `cargo test -p engine` alone does not build it,
+/// and one left by an earlier build may be stale.
+pub fn workload() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let dir = assert_cmd::cargo::cargo_bin("engine")
+                .parent()
+                .expect("the bin dir")
+                .to_owned();
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut build = std::process::Command::new(cargo);
+            build.args(["build", "--quiet", "-p", "workload", "--bin", "workload"]);
+            // The bin dir is named after the profile; `debug` is the dev profile.
+            match dir.file_name().and_then(|n| n.to_str()) {
+                Some("debug") | None => {}
+                Some(profile) => {
+                    build.args(["--profile", profile]);
+                }
+            }
+            let status = build.status().expect("running cargo build -p workload");
+            assert!(status.success(), "cargo build -p workload failed");
+            let path = dir.join("workload");
+            assert!(path.is_file(), "{} missing after the build", path.display());
+            path
+        })
+        .clone()
+}
