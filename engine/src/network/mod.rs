@@ -188,7 +188,7 @@ pub fn teardown_leftovers(container_id: &str, state_root: &Path) -> Result<(), N
         &mut lock,
         &mut host_nl,
         &owner(state_root, container_id),
-        &veth::host_name(state_root, container_id),
+        Some(&veth::host_name(state_root, container_id)),
     )
 }
 
@@ -244,23 +244,31 @@ fn setup_bridge(req: &NetworkRequest, ipam: &Ipam) -> Result<Ipv4Addr, NetworkEr
         lock.save()?;
         Ok(addr)
     })();
-    if result.is_err() {
-        // A veth that failed with EEXIST belongs to someone else's leftovers: keep it.
-        if !matches!(result, Err(NetworkError::VethExists(_))) {
-            let _ = release(&mut lock, &mut host_nl, &owner, &host);
-        }
+    if let Err(err) = &result {
+        // A veth that failed with EEXIST belongs to someone else's leftovers: keep it,
+        // but undo the rest (the lease, and the bridge and NAT if this call made them).
+        let ours = !matches!(err, NetworkError::VethExists(_));
+        let _ = release(
+            &mut lock,
+            &mut host_nl,
+            &owner,
+            ours.then_some(host.as_str()),
+        );
     }
     result
 }
 
-/// Deletes the veth, frees the lease and, when no lease is left, the bridge and NAT.
+/// Deletes the veth (when given), frees the lease and, when no lease is left, the
+/// bridge and NAT.
 fn release(
     lock: &mut ipam::IpamLock,
     host_nl: &mut Netlink,
     owner: &str,
-    host_veth: &str,
+    host_veth: Option<&str>,
 ) -> Result<(), NetworkError> {
-    veth::remove(host_nl, host_veth)?;
+    if let Some(name) = host_veth {
+        veth::remove(host_nl, name)?;
+    }
     if lock.release(owner) {
         lock.save()?;
     }
