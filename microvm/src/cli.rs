@@ -48,6 +48,11 @@ pub struct ExecArgs {
     /// At exit, print one `STATS {json}` line to stderr: phases, exits, ports, syscalls.
     #[arg(long)]
     pub stats: bool,
+    /// Exchange the guest's registers at each syscall with the KVM_GET_REGS and
+    /// KVM_SET_REGS ioctls instead of the shared kvm_run page (KVM_CAP_SYNC_REGS, used
+    /// by default where KVM offers it): to measure what the sync registers save.
+    #[arg(long)]
+    pub no_sync_regs: bool,
     /// Set an environment variable for the guest (repeatable).
     #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
     pub env: Vec<String>,

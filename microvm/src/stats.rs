@@ -116,6 +116,10 @@ pub struct StatsReport {
     pub syscalls: serde_json::Value,
     /// The guest's exit code, when it exited on its own.
     pub exit_code: Option<i32>,
+    /// Whether trap handlers read and wrote the guest registers in the `kvm_run` page
+    /// (`KVM_CAP_SYNC_REGS`) rather than by ioctl; absent for guests without traps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync_regs: Option<bool>,
 }
 
 impl StatsReport {
@@ -133,6 +137,7 @@ impl StatsReport {
                 .collect(),
             syscalls: serde_json::Value::Null,
             exit_code: None,
+            sync_regs: None,
         }
     }
 
