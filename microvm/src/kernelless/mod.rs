@@ -9,6 +9,7 @@ pub mod exception;
 pub mod stack;
 pub mod stub;
 pub mod syscalls;
+pub mod temp_rootfs;
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -151,15 +152,13 @@ pub struct ExecReport {
 /// The rootfs directory, owning a temporary one when none was given.
 enum Rootfs {
     Given(PathBuf),
-    Temp(tempfile::TempDir),
+    Temp(temp_rootfs::TempRootfs),
 }
 
 impl Rootfs {
     fn open(given: Option<&PathBuf>) -> Result<Self, ExecError> {
         let Some(path) = given else {
-            let dir = tempfile::Builder::new()
-                .prefix("isolab-rootfs-")
-                .tempdir()
+            let dir = temp_rootfs::TempRootfs::create_in(&std::env::temp_dir())
                 .map_err(ExecError::TempRootfs)?;
             return Ok(Rootfs::Temp(dir));
         };
@@ -435,9 +434,9 @@ mod tests {
         );
     }
 
+    use super::syscalls::tests::Guest;
     use crate::vstate::regs::{enable_sync_regs, SyncRegs};
     use kvm_bindings::kvm_run;
-    use super::syscalls::tests::Guest;
 
     /// A stopped vCPU whose registers live in a `kvm_run` page, as with sync regs.
     struct FakeVcpu {
