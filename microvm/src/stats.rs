@@ -80,6 +80,33 @@ impl Counter {
     }
 }
 
+/// Host memory of the monitor process, to tell the monitor's own cost from the guest's.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct MemoryUsage {
+    /// Peak resident set of the whole monitor process (VmHWM), KiB.
+    pub peak_rss_kib: u64,
+    /// Guest memory resident in host RAM (the pages the guest and loader touched), KiB.
+    pub guest_resident_kib: u64,
+}
+
+impl MemoryUsage {
+    /// The monitor's peak RSS now, and `guest_resident` bytes of guest memory; `None`
+    /// where /proc is not mounted.
+    pub fn measure(guest_resident: u64) -> Option<Self> {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        Some(Self {
+            peak_rss_kib: status_kib(&status, "VmHWM:")?,
+            guest_resident_kib: guest_resident >> 10,
+        })
+    }
+}
+
+/// The `kB` value of field `key` in a /proc/PID/status text.
+fn status_kib(status: &str, key: &str) -> Option<u64> {
+    let line = status.lines().find_map(|l| l.strip_prefix(key))?;
+    line.trim().strip_suffix("kB")?.trim().parse().ok()
+}
+
 /// vCPU exits counted by reason and by port.
 #[derive(Debug, Clone, Default)]
 pub struct ExitStats {
@@ -116,6 +143,9 @@ pub struct StatsReport {
     pub syscalls: serde_json::Value,
     /// The guest's exit code, when it exited on its own.
     pub exit_code: Option<i32>,
+    /// The monitor's memory at the end of the run (`--stats` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemoryUsage>,
     /// Whether trap handlers read and wrote the guest registers in the `kvm_run` page
     /// (`KVM_CAP_SYNC_REGS`) rather than by ioctl; absent for guests without traps.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -138,6 +168,7 @@ impl StatsReport {
             syscalls: serde_json::Value::Null,
             exit_code: None,
             sync_regs: None,
+            memory: None,
         }
     }
 
@@ -151,6 +182,16 @@ impl StatsReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peak_rss_is_read_from_proc_status() {
+        let status = "Name:\tmicrovm\nVmPeak:\t  9000 kB\nVmHWM:\t    2100 kB\n";
+        assert_eq!(status_kib(status, "VmHWM:"), Some(2100));
+        assert_eq!(status_kib(status, "VmRSS:"), None);
+        let now = MemoryUsage::measure(8 << 10).unwrap();
+        assert!(now.peak_rss_kib > 0);
+        assert_eq!(now.guest_resident_kib, 8);
+    }
 
     #[test]
     fn phases_are_durations_since_the_previous_mark() {

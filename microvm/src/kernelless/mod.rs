@@ -23,8 +23,9 @@ use crate::arch::x86_64::layout::{MAX_MEM_MIB, MIN_MEM_MIB, SYSCALL_PORT};
 use crate::arch::x86_64::msr::{msrs, MSR_FS_BASE};
 use crate::arch::x86_64::regs::RFLAGS_RESERVED;
 use crate::builder::{build_kernelless, BuildError, KernellessSpec, KernellessVm};
-use crate::stats::{ExitStats, Phases, StatsReport};
+use crate::stats::{ExitStats, MemoryUsage, Phases, StatsReport};
 use crate::vstate::kick::{self, KickError, Kicker, Watchdog};
+use crate::vstate::memory;
 use crate::vstate::regs::GuestRegs;
 use crate::vstate::vcpu::{ioctl, StopReason, Trap, TrappedVcpu, VcpuError};
 use exception::{ExceptionFrame, GuestException};
@@ -76,6 +77,9 @@ pub struct ExecOptions {
     pub rootfs: Option<PathBuf>,
     /// End the guest after this long.
     pub timeout: Option<Duration>,
+    /// Measure the monitor's peak RSS and the guest memory touched at exit (for
+    /// `--stats`; it costs a `mincore` over guest memory).
+    pub measure_memory: bool,
     /// Exchange the guest registers at each syscall through the `kvm_run` page where
     /// KVM supports it (`KVM_CAP_SYNC_REGS`); false: `KVM_GET_REGS`/`KVM_SET_REGS`.
     pub sync_regs: bool,
@@ -220,6 +224,15 @@ pub fn exec(options: &ExecOptions, start: Instant) -> Result<ExecReport, ExecErr
         stats.exit_code = Some(code);
     }
     stats.sync_regs = Some(vm.vcpu.sync_regs());
+    if options.measure_memory {
+        // Peak first: the residency vector itself is monitor memory.
+        let peak = MemoryUsage::measure(0);
+        let guest = memory::resident_bytes(&vm.mem).unwrap_or(0);
+        stats.memory = peak.map(|m| MemoryUsage {
+            guest_resident_kib: guest >> 10,
+            ..m
+        });
+    }
     Ok(ExecReport { outcome, stats })
 }
 

@@ -1,7 +1,8 @@
 //! Guest RAM: anonymous, private, MAP_NORESERVE mappings through vm-memory, so a VM
-//! costs host memory only for the pages its guest touches.
+//! costs host memory only for the pages its guest touches (which `resident_bytes`
+//! counts).
 
-use vm_memory::{GuestAddress, GuestMemoryMmap};
+use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 
 /// Why guest memory could not be created.
 #[derive(Debug, thiserror::Error)]
@@ -32,10 +33,43 @@ pub fn create(ranges: &[(u64, u64)]) -> Result<GuestMemoryMmap, MemoryError> {
     GuestMemoryMmap::from_ranges(&converted).map_err(|source| MemoryError::Map { size_mib, source })
 }
 
+/// How many bytes of guest memory are resident in host RAM now (`mincore`), i.e. the
+/// memory the guest (and the loader) touched; `None` if the kernel would not say.
+pub fn resident_bytes(mem: &GuestMemoryMmap) -> Option<u64> {
+    mem.iter().try_fold(0u64, |total, region| {
+        let host = region
+            .get_host_address(vm_memory::MemoryRegionAddress(0))
+            .ok()?;
+        let len = usize::try_from(region.len()).ok()?;
+        Some(total + resident_in(host, len)?)
+    })
+}
+
+fn resident_in(host: *mut u8, len: usize) -> Option<u64> {
+    // SAFETY: sysconf has no preconditions.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok()?;
+    let mut vec = vec![0u8; len.div_ceil(page)];
+    // SAFETY: `host..host+len` is one live, page-aligned mapping owned by the guest
+    // memory object the caller borrows; `vec` has one byte per page of it.
+    let rc = unsafe { libc::mincore(host.cast(), len, vec.as_mut_ptr()) };
+    (rc == 0).then(|| vec.iter().filter(|&&b| b & 1 != 0).count() as u64 * page as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vm_memory::{Bytes, GuestMemoryBackend};
+    use vm_memory::Bytes;
+
+    #[test]
+    fn only_touched_pages_are_resident() {
+        let mem = create(&[(0, 4 << 20)]).unwrap();
+        assert_eq!(resident_bytes(&mem), Some(0), "mapped lazily");
+        mem.write_obj(1u8, GuestAddress(0x1000)).unwrap();
+        mem.write_obj(1u8, GuestAddress(0x3000)).unwrap();
+        let touched = resident_bytes(&mem).unwrap();
+        // Two 4 KiB pages, or one transparent huge page where THP is "always".
+        assert!(touched == 0x2000 || touched == 2 << 20, "{touched:#x}");
+    }
 
     #[test]
     fn ranges_become_regions_that_read_back_writes() {
