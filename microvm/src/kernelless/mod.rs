@@ -5,6 +5,7 @@
 //! `microvm exec` runs.
 
 pub mod elf;
+pub mod elf_map;
 pub mod exception;
 pub mod stack;
 pub mod stub;
@@ -78,7 +79,7 @@ pub struct ExecOptions {
     /// End the guest after this long.
     pub timeout: Option<Duration>,
     /// Measure the monitor's peak RSS and the guest memory touched at exit (for
-    /// `--stats`; it costs a `mincore` over guest memory).
+    /// `--stats`; it costs a read of the guest's page map).
     pub measure_memory: bool,
     /// Exchange the guest registers at each syscall through the `kvm_run` page where
     /// KVM supports it (`KVM_CAP_SYNC_REGS`); false: `KVM_GET_REGS`/`KVM_SET_REGS`.

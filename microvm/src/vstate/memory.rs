@@ -2,6 +2,9 @@
 //! costs host memory only for the pages its guest touches (which `resident_bytes`
 //! counts).
 
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+
 use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 
 /// Why guest memory could not be created.
@@ -33,26 +36,44 @@ pub fn create(ranges: &[(u64, u64)]) -> Result<GuestMemoryMmap, MemoryError> {
     GuestMemoryMmap::from_ranges(&converted).map_err(|source| MemoryError::Map { size_mib, source })
 }
 
-/// How many bytes of guest memory are resident in host RAM now (`mincore`), i.e. the
-/// memory the guest (and the loader) touched; `None` if the kernel would not say.
+/// How many bytes of guest memory this process has mapped in host RAM now: the pages
+/// the guest (and the loader) touched. Read from `/proc/self/pagemap`, which, unlike
+/// `mincore`, does not count file pages that are merely in the page cache. `None` if
+/// the kernel would not say.
 pub fn resident_bytes(mem: &GuestMemoryMmap) -> Option<u64> {
+    let pagemap = File::open("/proc/self/pagemap").ok()?;
     mem.iter().try_fold(0u64, |total, region| {
         let host = region
             .get_host_address(vm_memory::MemoryRegionAddress(0))
             .ok()?;
         let len = usize::try_from(region.len()).ok()?;
-        Some(total + resident_in(host, len)?)
+        Some(total + present_in(&pagemap, host as u64, len)?)
     })
 }
 
-fn resident_in(host: *mut u8, len: usize) -> Option<u64> {
-    // SAFETY: sysconf has no preconditions.
-    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok()?;
-    let mut vec = vec![0u8; len.div_ceil(page)];
-    // SAFETY: `host..host+len` is one live, page-aligned mapping owned by the guest
-    // memory object the caller borrows; `vec` has one byte per page of it.
-    let rc = unsafe { libc::mincore(host.cast(), len, vec.as_mut_ptr()) };
-    (rc == 0).then(|| vec.iter().filter(|&&b| b & 1 != 0).count() as u64 * page as u64)
+/// Pagemap entry bit: the page is present in RAM.
+const PAGEMAP_PRESENT: u64 = 1 << 63;
+/// Pages read from pagemap per call (8 bytes each).
+const PAGEMAP_CHUNK: usize = 8192;
+
+fn present_in(pagemap: &File, host: u64, len: usize) -> Option<u64> {
+    const PAGE: u64 = 4096;
+    let pages = len.div_ceil(PAGE as usize);
+    let mut entries = vec![0u8; PAGEMAP_CHUNK.min(pages) * 8];
+    let mut present = 0u64;
+    for first in (0..pages).step_by(PAGEMAP_CHUNK) {
+        let count = PAGEMAP_CHUNK.min(pages - first);
+        let buf = &mut entries[..count * 8];
+        let offset = (host / PAGE + first as u64) * 8;
+        pagemap.read_exact_at(buf, offset).ok()?;
+        present += buf
+            .chunks_exact(8)
+            .filter(|e| {
+                u64::from_le_bytes((*e).try_into().unwrap_or_default()) & PAGEMAP_PRESENT != 0
+            })
+            .count() as u64;
+    }
+    Some(present * PAGE)
 }
 
 #[cfg(test)]
