@@ -105,7 +105,10 @@ fn kvm_workload_ready_prints_ready() {
     assert!(json["syscalls"].is_object());
     let guest = json["memory"]["guest_resident_kib"].as_u64().unwrap();
     let peak = json["memory"]["peak_rss_kib"].as_u64().unwrap();
-    assert!(guest > 0 && peak > guest, "guest {guest} KiB of peak {peak} KiB");
+    assert!(
+        guest > 0 && peak > guest,
+        "guest {guest} KiB of peak {peak} KiB"
+    );
     assert!(["vmx", "svm", "pvm"].contains(&json["kvm_flavor"].as_str().unwrap()));
 }
 

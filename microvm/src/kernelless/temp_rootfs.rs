@@ -81,17 +81,33 @@ fn try_lock(file: &File) -> io::Result<bool> {
     }
 }
 
-/// Removes every rootfs directory in `parent` that no live monitor holds; returns
-/// how many. Skips anything not a plain directory of ours (symlinks included).
+/// Removes every rootfs directory in `parent` whose monitor is gone; returns how
+/// many. Only names `isolab-rootfs-<pid>-*` whose process no longer exists, and
+/// whose lock nobody holds, are removed, so neither a live monitor's directory nor
+/// one made by an older monitor without the lock (`isolab-rootfs-XXXXXX`) is taken,
+/// nor anything not a plain directory of ours (symlinks included).
 pub fn sweep_stale(parent: &Path) -> usize {
     let Ok(entries) = fs::read_dir(parent) else {
         return 0;
     };
     entries
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(PREFIX))
+        .filter(|e| owner_pid(&e.file_name().to_string_lossy()).is_some_and(|p| !alive(p)))
         .filter(|e| remove_if_stale(&e.path()))
         .count()
+}
+
+/// The pid in a rootfs name `isolab-rootfs-<pid>-<random>`.
+fn owner_pid(name: &str) -> Option<libc::pid_t> {
+    let (pid, _) = name.strip_prefix(PREFIX)?.split_once('-')?;
+    pid.parse().ok().filter(|&p| p > 0)
+}
+
+/// Whether process `pid` exists (in this pid namespace).
+fn alive(pid: libc::pid_t) -> bool {
+    // SAFETY: signal 0 only checks that the process exists; nothing is sent.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 fn remove_if_stale(path: &Path) -> bool {
@@ -148,8 +164,11 @@ mod tests {
     #[test]
     fn an_abandoned_rootfs_is_swept_with_its_contents() {
         let parent = tempfile::tempdir().unwrap();
-        // What a SIGKILLed monitor leaves: a directory whose lock died with it.
-        let stale = parent.path().join(format!("{PREFIX}999999-abc"));
+        // What a SIGKILLed monitor leaves: a directory whose lock died with it, named
+        // for a process that is gone.
+        let mut gone = std::process::Command::new("true").spawn().unwrap();
+        gone.wait().unwrap();
+        let stale = parent.path().join(format!("{PREFIX}{}-abc", gone.id()));
         fs::create_dir_all(stale.join("sub")).unwrap();
         fs::write(stale.join("sub/file"), b"x").unwrap();
         let other = parent.path().join("someone-else");
@@ -158,6 +177,22 @@ mod tests {
         assert!(!stale.exists(), "swept at creation");
         assert!(other.exists(), "only isolab rootfs directories are touched");
         drop(root);
+    }
+
+    #[test]
+    fn names_without_a_dead_owner_pid_are_left_alone() {
+        assert_eq!(owner_pid("isolab-rootfs-123-aBc"), Some(123));
+        assert_eq!(owner_pid("isolab-rootfs-aB3dE9"), None, "older monitors");
+        assert_eq!(owner_pid("isolab-rootfs-0-x"), None);
+        let parent = tempfile::tempdir().unwrap();
+        let older = parent.path().join(format!("{PREFIX}aB3dE9"));
+        let live = parent
+            .path()
+            .join(format!("{PREFIX}{}-x", std::process::id()));
+        fs::create_dir(&older).unwrap();
+        fs::create_dir(&live).unwrap();
+        assert_eq!(sweep_stale(parent.path()), 0);
+        assert!(older.exists() && live.exists());
     }
 
     #[test]
