@@ -93,18 +93,35 @@ impl MemoryUsage {
     /// The monitor's peak RSS now, and `guest_resident` bytes of guest memory; `None`
     /// where /proc is not mounted.
     pub fn measure(guest_resident: u64) -> Option<Self> {
-        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        use std::io::Read;
+        // A stack buffer and a byte scan: the measurement should not fault in code
+        // and heap of its own before reading the peak it reports.
+        let mut buf = [0u8; 4096];
+        let mut file = std::fs::File::open("/proc/self/status").ok()?;
+        let mut len = 0;
+        while len < buf.len() {
+            match file.read(&mut buf[len..]).ok()? {
+                0 => break,
+                n => len += n,
+            }
+        }
         Some(Self {
-            peak_rss_kib: status_kib(&status, "VmHWM:")?,
+            peak_rss_kib: status_kib(&buf[..len], b"VmHWM:")?,
             guest_resident_kib: guest_resident >> 10,
         })
     }
 }
 
 /// The `kB` value of field `key` in a /proc/PID/status text.
-fn status_kib(status: &str, key: &str) -> Option<u64> {
-    let line = status.lines().find_map(|l| l.strip_prefix(key))?;
-    line.trim().strip_suffix("kB")?.trim().parse().ok()
+fn status_kib(status: &[u8], key: &[u8]) -> Option<u64> {
+    let at = status.windows(key.len()).position(|w| w == key)? + key.len();
+    let digits = status[at..]
+        .iter()
+        .skip_while(|b| b.is_ascii_whitespace())
+        .take_while(|b| b.is_ascii_digit());
+    digits.fold(None, |n: Option<u64>, &d| {
+        Some(n.unwrap_or(0).checked_mul(10)? + u64::from(d - b'0'))
+    })
 }
 
 /// vCPU exits counted by reason and by port.
@@ -185,9 +202,9 @@ mod tests {
 
     #[test]
     fn peak_rss_is_read_from_proc_status() {
-        let status = "Name:\tmicrovm\nVmPeak:\t  9000 kB\nVmHWM:\t    2100 kB\n";
-        assert_eq!(status_kib(status, "VmHWM:"), Some(2100));
-        assert_eq!(status_kib(status, "VmRSS:"), None);
+        let status = b"Name:\tmicrovm\nVmPeak:\t  9000 kB\nVmHWM:\t    2100 kB\n";
+        assert_eq!(status_kib(status, b"VmHWM:"), Some(2100));
+        assert_eq!(status_kib(status, b"VmRSS:"), None);
         let now = MemoryUsage::measure(8 << 10).unwrap();
         assert!(now.peak_rss_kib > 0);
         assert_eq!(now.guest_resident_kib, 8);

@@ -219,22 +219,30 @@ pub fn exec(options: &ExecOptions, start: Instant) -> Result<ExecReport, ExecErr
         phases.mark_at("ready", ready);
     }
     phases.mark("exit");
+    // Before the report is built, so that --stats does not count its own code.
+    let memory = options
+        .measure_memory
+        .then(|| measure_memory(&vm))
+        .flatten();
     let mut stats = StatsReport::new(vm.vm.flavor(), options.mem_mib, &phases, &exits);
     stats.syscalls = serde_json::to_value(handler.stats()).unwrap_or_default();
     if let Outcome::Exited(code) = outcome {
         stats.exit_code = Some(code);
     }
     stats.sync_regs = Some(vm.vcpu.sync_regs());
-    if options.measure_memory {
-        // Peak first: the residency vector itself is monitor memory.
-        let peak = MemoryUsage::measure(0);
-        let guest = memory::resident_bytes(&vm.mem).unwrap_or(0);
-        stats.memory = peak.map(|m| MemoryUsage {
-            guest_resident_kib: guest >> 10,
-            ..m
-        });
-    }
+    stats.memory = memory;
     Ok(ExecReport { outcome, stats })
+}
+
+/// The monitor's peak RSS, and the guest memory it holds now.
+fn measure_memory(vm: &KernellessVm) -> Option<MemoryUsage> {
+    // Peak first: the page-map buffer is monitor memory too.
+    let peak = MemoryUsage::measure(0)?;
+    let guest = memory::resident_bytes(&vm.mem).unwrap_or(0);
+    Some(MemoryUsage {
+        guest_resident_kib: guest >> 10,
+        ..peak
+    })
 }
 
 /// Runs the vCPU until the guest exits, faults, or times out.
