@@ -39,7 +39,8 @@ pub struct ExecArgs {
     #[arg(long, value_name = "MiB", default_value_t = 256)]
     pub mem: u64,
     /// Directory the guest's file system calls are confined to [default: an empty
-    /// temporary directory, removed at exit].
+    /// temporary directory $TMPDIR/isolab-rootfs-<pid>-*, removed at exit, or by the
+    /// next microvm exec if this one is killed].
     #[arg(long, value_name = "DIR")]
     pub rootfs: Option<PathBuf>,
     /// End the guest after this many seconds (fractions allowed); exit status 124.
