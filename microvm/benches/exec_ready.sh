@@ -50,7 +50,7 @@ for name, values in times.items():
     show(f"{name} workload ready", values, "ms")
 mem = [stats(run(vm + ["--stats", "--", wl, "ready"])[1])["memory"] for _ in range(5)]
 peak = statistics.median(m["peak_rss_kib"] for m in mem)
-guest = statistics.median(m["guest_resident_kib"] for m in mem)
+guest = statistics.median(m["touched_kib"] for m in mem)
 print(f"microvm peak RSS {peak:.0f} KiB = guest {guest:.0f} KiB + monitor {peak - guest:.0f} KiB")
 calls = ["syscall", "--iterations", "20000"]
 ns = interleaved({"sync regs": vm + ["--", wl] + calls,

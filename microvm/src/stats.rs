@@ -86,7 +86,7 @@ pub struct MemoryUsage {
     /// Peak resident set of the whole monitor process (VmHWM), KiB.
     pub peak_rss_kib: u64,
     /// Guest memory resident in host RAM (the pages the guest and loader touched), KiB.
-    pub guest_resident_kib: u64,
+    pub touched_kib: u64,
 }
 
 impl MemoryUsage {
@@ -107,7 +107,7 @@ impl MemoryUsage {
         }
         Some(Self {
             peak_rss_kib: status_kib(&buf[..len], b"VmHWM:")?,
-            guest_resident_kib: guest_resident >> 10,
+            touched_kib: guest_resident >> 10,
         })
     }
 }
@@ -207,7 +207,7 @@ mod tests {
         assert_eq!(status_kib(status, b"VmRSS:"), None);
         let now = MemoryUsage::measure(8 << 10).unwrap();
         assert!(now.peak_rss_kib > 0);
-        assert_eq!(now.guest_resident_kib, 8);
+        assert_eq!(now.touched_kib, 8);
     }
 
     #[test]

@@ -103,7 +103,7 @@ fn kvm_workload_ready_prints_ready() {
         "one exit per syscall"
     );
     assert!(json["syscalls"].is_object());
-    let guest = json["memory"]["guest_resident_kib"].as_u64().unwrap();
+    let guest = json["memory"]["touched_kib"].as_u64().unwrap();
     let peak = json["memory"]["peak_rss_kib"].as_u64().unwrap();
     assert!(
         guest > 0 && peak > guest,

@@ -240,7 +240,7 @@ fn measure_memory(vm: &KernellessVm) -> Option<MemoryUsage> {
     let peak = MemoryUsage::measure(0)?;
     let guest = memory::resident_bytes(&vm.mem).unwrap_or(0);
     Some(MemoryUsage {
-        guest_resident_kib: guest >> 10,
+        touched_kib: guest >> 10,
         ..peak
     })
 }
