@@ -149,6 +149,19 @@ mod tests {
     }
 
     #[test]
+    fn mapped_pages_cost_memory_only_once_touched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("image");
+        std::fs::write(&path, vec![7u8; 0x3000]).unwrap(); // now in the page cache
+        let file = File::open(&path).unwrap();
+        let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 16 << 20)]).unwrap();
+        let s = seg(0x40_0000, 0, 0x2800, 0x3000);
+        map(&mem, &file, &s, span(&s, &[s]).unwrap()).unwrap();
+        let touched = crate::vstate::memory::resident_bytes(&mem).unwrap();
+        assert_eq!(touched, 0x1000, "only the page where .bss was zeroed");
+    }
+
+    #[test]
     fn mapped_bytes_match_the_file_and_bss_starts_zeroed() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("image");

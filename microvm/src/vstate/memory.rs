@@ -37,9 +37,9 @@ pub fn create(ranges: &[(u64, u64)]) -> Result<GuestMemoryMmap, MemoryError> {
 }
 
 /// How many bytes of guest memory this process has mapped in host RAM now: the pages
-/// the guest (and the loader) touched. Read from `/proc/self/pagemap`, which, unlike
-/// `mincore`, does not count file pages that are merely in the page cache. `None` if
-/// the kernel would not say.
+/// the guest (and the loader) touched. `mincore` finds the candidates cheaply (one
+/// byte per page), but it also counts file pages that are merely in the page cache,
+/// so `/proc/self/pagemap` settles the candidates. `None` if the kernel would not say.
 pub fn resident_bytes(mem: &GuestMemoryMmap) -> Option<u64> {
     let pagemap = File::open("/proc/self/pagemap").ok()?;
     mem.iter().try_fold(0u64, |total, region| {
@@ -47,33 +47,52 @@ pub fn resident_bytes(mem: &GuestMemoryMmap) -> Option<u64> {
             .get_host_address(vm_memory::MemoryRegionAddress(0))
             .ok()?;
         let len = usize::try_from(region.len()).ok()?;
-        Some(total + present_in(&pagemap, host as u64, len)?)
+        let candidates = in_core(host, len)?;
+        Some(total + present(&pagemap, host as u64, &candidates)? * PAGE)
     })
 }
 
-/// Pagemap entry bit: the page is present in RAM.
+/// Host page size (x86_64).
+const PAGE: u64 = 4096;
+/// Pagemap entry bit: the page is present in this process's page tables.
 const PAGEMAP_PRESENT: u64 = 1 << 63;
-/// Pages read from pagemap per call (8 bytes each).
-const PAGEMAP_CHUNK: usize = 8192;
 
-fn present_in(pagemap: &File, host: u64, len: usize) -> Option<u64> {
-    const PAGE: u64 = 4096;
-    let pages = len.div_ceil(PAGE as usize);
-    let mut entries = vec![0u8; PAGEMAP_CHUNK.min(pages) * 8];
-    let mut present = 0u64;
-    for first in (0..pages).step_by(PAGEMAP_CHUNK) {
-        let count = PAGEMAP_CHUNK.min(pages - first);
-        let buf = &mut entries[..count * 8];
-        let offset = (host / PAGE + first as u64) * 8;
-        pagemap.read_exact_at(buf, offset).ok()?;
-        present += buf
-            .chunks_exact(8)
-            .filter(|e| {
-                u64::from_le_bytes((*e).try_into().unwrap_or_default()) & PAGEMAP_PRESENT != 0
-            })
-            .count() as u64;
+/// `mincore` of `host..host+len`: one byte per page, bit 0 set when in RAM.
+fn in_core(host: *mut u8, len: usize) -> Option<Vec<u8>> {
+    let mut vec = vec![0u8; len.div_ceil(PAGE as usize)];
+    // SAFETY: `host..host+len` is one live, page-aligned mapping owned by the guest
+    // memory object the caller borrows; `vec` has one byte per page of it.
+    let rc = unsafe { libc::mincore(host.cast(), len, vec.as_mut_ptr()) };
+    (rc == 0).then_some(vec)
+}
+
+/// How many of the `in_core` pages starting at `host` are present in our page
+/// tables, reading pagemap only for runs of candidate pages.
+fn present(pagemap: &File, host: u64, in_core: &[u8]) -> Option<u64> {
+    let mut count = 0;
+    let mut page = 0;
+    let mut entries = Vec::new();
+    while page < in_core.len() {
+        let run = in_core[page..].iter().take_while(|&&b| b & 1 != 0).count();
+        if run > 0 {
+            entries.resize(run * 8, 0);
+            pagemap
+                .read_exact_at(&mut entries, (host / PAGE + page as u64) * 8)
+                .ok()?;
+            count += entries
+                .chunks_exact(8)
+                .filter(|e| {
+                    u64::from_le_bytes((*e).try_into().unwrap_or_default()) & PAGEMAP_PRESENT != 0
+                })
+                .count() as u64;
+        }
+        page += run
+            + in_core[page + run..]
+                .iter()
+                .take_while(|&&b| b & 1 == 0)
+                .count();
     }
-    Some(present * PAGE)
+    Some(count)
 }
 
 #[cfg(test)]
