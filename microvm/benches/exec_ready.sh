@@ -5,7 +5,8 @@
 # holds; wait4/time(1) would fold in the spawning process's RSS), the syscall round
 # trip with sync registers and with register ioctls, and `workload cpu` in the guest
 # against native. Not a test: numbers depend on the host (see docs/microvm.md, PVM vs
-# hardware KVM). Usage: microvm/benches/exec_ready.sh [RUNS]
+# hardware KVM). Usage: microvm/benches/exec_ready.sh [RUNS]. On a shared host, run
+# it as root under `chrt -f 10` so that other jobs do not preempt the measured runs.
 set -eu
 runs=${1:-50}
 cd "$(dirname "$0")/../.."
