@@ -71,41 +71,68 @@ pub fn row(model: &dyn Model, env: &Env, timeout: Duration, emulated: bool) -> R
     row
 }
 
+/// What answers the workload's questions about its machine, which decides how each
+/// difference from the native process is explained.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    /// The host kernel, through namespaces.
+    Container,
+    /// A guest kernel of its own.
+    GuestKernel,
+    /// isolab's monitor, answering every system call of a kernel-less guest.
+    Monitor,
+}
+
 /// One line per difference between `row` and the native baseline.
 pub fn explain(native: &Row, row: &Row) -> Vec<String> {
-    let mut lines = Vec::new();
     if let Some(e) = &row.error {
         return vec![format!("{}: failed: {e}", row.model)];
     }
     let m = &row.model;
-    if m == "microvm" {
-        // The kernel-less guest has no kernel at all: the monitor answers uname.
-        lines.push(format!(
+    let kind = if m == "microvm" {
+        Kind::Monitor
+    } else if row.kernel != native.kernel {
+        Kind::GuestKernel
+    } else {
+        Kind::Container
+    };
+    let mut lines = vec![match kind {
+        Kind::Monitor => format!(
             "{m}: kernel {} is what isolab's monitor answers to uname: there is no guest kernel, \
              the monitor handles every system call",
             row.kernel
-        ));
-    } else if row.kernel != native.kernel {
-        lines.push(format!(
+        ),
+        Kind::GuestKernel => format!(
             "{m}: kernel {} is not the host's {}: it runs its own kernel (a VM)",
             row.kernel, native.kernel
-        ));
-    } else {
-        lines.push(format!(
+        ),
+        Kind::Container => format!(
             "{m}: kernel {} is the host's: it shares the host kernel",
             row.kernel
-        ));
-    }
+        ),
+    }];
     if row.pid == "1" && native.pid != "1" {
-        lines.push(format!(
-            "{m}: the workload is PID 1: it has its own PID namespace (or is the guest's init)"
-        ));
+        lines.push(match kind {
+            Kind::Container => format!(
+                "{m}: the workload is PID 1 of its own PID namespace (the host still sees it \
+                 under an ordinary pid)"
+            ),
+            Kind::GuestKernel => {
+                format!("{m}: the workload is PID 1: the guest kernel started it as init")
+            }
+            Kind::Monitor => format!(
+                "{m}: the workload is PID 1: the monitor answers getpid with 1, the guest runs \
+                 nothing else"
+            ),
+        });
     }
     if row.hostname != native.hostname {
-        lines.push(format!(
-            "{m}: hostname `{}` is its own (UTS namespace or guest)",
-            row.hostname
-        ));
+        let source = match kind {
+            Kind::Container => "its own UTS namespace",
+            Kind::GuestKernel => "the guest kernel's, never set by anyone",
+            Kind::Monitor => "what the monitor answers to uname",
+        };
+        lines.push(format!("{m}: hostname `{}` is {source}", row.hostname));
     }
     if let (Some(a), Some(b)) = (row.mem_seen_mib, native.mem_seen_mib) {
         if (a - b).abs() > b * 0.05 {
@@ -209,7 +236,7 @@ mod tests {
         vm.emulated = true;
         let text = explain(&n, &vm).join("\n");
         assert!(text.contains("runs its own kernel"), "{text}");
-        assert!(text.contains("PID 1"), "{text}");
+        assert!(text.contains("started it as init"), "{text}");
         assert!(text.contains("256 MiB"), "{text}");
         assert!(
             text.contains("500.0x") && text.contains("emulated"),
@@ -228,6 +255,8 @@ mod tests {
             text.contains("no guest kernel") && !text.contains("runs its own kernel"),
             "{text}"
         );
+        assert!(text.contains("monitor answers getpid"), "{text}");
+        assert!(!text.contains("namespace"), "no namespaces in a VM: {text}");
     }
 
     #[test]
@@ -236,6 +265,7 @@ mod tests {
         let c = row("runc", "6.1.0", "1", 24000.0, 20.0);
         let text = explain(&n, &c).join("\n");
         assert!(text.contains("shares the host kernel"), "{text}");
+        assert!(text.contains("PID 1 of its own PID namespace"), "{text}");
         assert!(!text.contains("not the host's 24000"), "{text}");
         assert!(render(&[n, c]).contains("runc"));
     }

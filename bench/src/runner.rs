@@ -190,7 +190,11 @@ fn plan(
             continue;
         };
         for params in probe.params(config) {
-            for (model, status) in statuses.iter().enumerate().filter(|(_, s)| s.available) {
+            let applicable = statuses
+                .iter()
+                .enumerate()
+                .filter(|(i, s)| s.available && probe.applies_to(models[*i].as_ref()));
+            for (model, status) in applicable {
                 let skipped = skip_reason(models[model].as_ref(), status, name, config.quick)
                     .or_else(|| emulated_density_cap(status, name, &params));
                 let result = empty_result(&status.name, name, &params, skipped.clone());

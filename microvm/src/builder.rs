@@ -77,6 +77,8 @@ pub struct KernellessSpec {
     pub envp: Vec<String>,
     /// Guest memory, bytes (a multiple of 2 MiB).
     pub mem_bytes: u64,
+    /// Exchange registers through the `kvm_run` page where KVM can (else by ioctl).
+    pub sync_regs: bool,
 }
 
 /// A kernel-less VM ready to run.
@@ -119,10 +121,14 @@ pub fn build_kernelless(
     vcpu.set_regs(&regs::initial_regs(entry, sp))
         .map_err(ioctl("setting the initial registers"))?;
     phases.mark("load");
+    let mut vcpu = Vcpu::new(vcpu, 0);
+    if spec.sync_regs {
+        vcpu.enable_sync_regs(vm.kvm());
+    }
     Ok(KernellessVm {
         vm,
         mem,
-        vcpu: Vcpu::new(vcpu, 0),
+        vcpu,
         pio: traps()?,
         mmio: Bus::new(),
         address_space,

@@ -107,7 +107,8 @@ pub struct ExecArgs {
     #[arg(long, value_name = "MiB", default_value_t = 256)]
     pub mem: u64,
     /// Directory the guest's file system calls are confined to [default: an empty
-    /// temporary directory, removed at exit].
+    /// temporary directory $TMPDIR/isolab-rootfs-<pid>-*, removed at exit, or by the
+    /// next microvm exec if this one is killed].
     #[arg(long, value_name = "DIR")]
     pub rootfs: Option<PathBuf>,
     /// End the guest after this many seconds (fractions allowed); exit status 124.
@@ -116,6 +117,11 @@ pub struct ExecArgs {
     /// At exit, print one `STATS {json}` line to stderr: phases, exits, ports, syscalls.
     #[arg(long)]
     pub stats: bool,
+    /// Exchange the guest's registers at each syscall with the KVM_GET_REGS and
+    /// KVM_SET_REGS ioctls instead of the shared kvm_run page (KVM_CAP_SYNC_REGS, used
+    /// by default where KVM offers it): to measure what the sync registers save.
+    #[arg(long)]
+    pub no_sync_regs: bool,
     /// Set an environment variable for the guest (repeatable).
     #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
     pub env: Vec<String>,

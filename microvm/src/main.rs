@@ -41,6 +41,8 @@ fn exec(args: ExecArgs, start: Instant) -> anyhow::Result<i32> {
         mem_mib: args.mem,
         rootfs: args.rootfs,
         timeout: args.timeout.map(Duration::from_secs_f64),
+        sync_regs: !args.no_sync_regs,
+        measure_memory: args.stats,
     };
     let report = kernelless::exec(&options, start)?;
     let mut stderr = std::io::stderr().lock();

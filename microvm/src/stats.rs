@@ -80,6 +80,50 @@ impl Counter {
     }
 }
 
+/// Host memory of the monitor process, to tell the monitor's own cost from the guest's.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct MemoryUsage {
+    /// Peak resident set of the whole monitor process (VmHWM), KiB.
+    pub peak_rss_kib: u64,
+    /// Guest memory resident in host RAM (the pages the guest and loader touched), KiB.
+    pub touched_kib: u64,
+}
+
+impl MemoryUsage {
+    /// The monitor's peak RSS now, and `guest_resident` bytes of guest memory; `None`
+    /// where /proc is not mounted.
+    pub fn measure(guest_resident: u64) -> Option<Self> {
+        use std::io::Read;
+        // A stack buffer and a byte scan: the measurement should not fault in code
+        // and heap of its own before reading the peak it reports.
+        let mut buf = [0u8; 4096];
+        let mut file = std::fs::File::open("/proc/self/status").ok()?;
+        let mut len = 0;
+        while len < buf.len() {
+            match file.read(&mut buf[len..]).ok()? {
+                0 => break,
+                n => len += n,
+            }
+        }
+        Some(Self {
+            peak_rss_kib: status_kib(&buf[..len], b"VmHWM:")?,
+            touched_kib: guest_resident >> 10,
+        })
+    }
+}
+
+/// The `kB` value of field `key` in a /proc/PID/status text.
+fn status_kib(status: &[u8], key: &[u8]) -> Option<u64> {
+    let at = status.windows(key.len()).position(|w| w == key)? + key.len();
+    let digits = status[at..]
+        .iter()
+        .skip_while(|b| b.is_ascii_whitespace())
+        .take_while(|b| b.is_ascii_digit());
+    digits.fold(None, |n: Option<u64>, &d| {
+        Some(n.unwrap_or(0).checked_mul(10)? + u64::from(d - b'0'))
+    })
+}
+
 /// vCPU exits counted by reason and by port.
 #[derive(Debug, Clone, Default)]
 pub struct ExitStats {
@@ -116,6 +160,13 @@ pub struct StatsReport {
     pub syscalls: serde_json::Value,
     /// The guest's exit code, when it exited on its own.
     pub exit_code: Option<i32>,
+    /// The monitor's memory at the end of the run (`--stats` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemoryUsage>,
+    /// Whether trap handlers read and wrote the guest registers in the `kvm_run` page
+    /// (`KVM_CAP_SYNC_REGS`) rather than by ioctl; absent for guests without traps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync_regs: Option<bool>,
 }
 
 impl StatsReport {
@@ -133,6 +184,8 @@ impl StatsReport {
                 .collect(),
             syscalls: serde_json::Value::Null,
             exit_code: None,
+            sync_regs: None,
+            memory: None,
         }
     }
 
@@ -146,6 +199,16 @@ impl StatsReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peak_rss_is_read_from_proc_status() {
+        let status = b"Name:\tmicrovm\nVmPeak:\t  9000 kB\nVmHWM:\t    2100 kB\n";
+        assert_eq!(status_kib(status, b"VmHWM:"), Some(2100));
+        assert_eq!(status_kib(status, b"VmRSS:"), None);
+        let now = MemoryUsage::measure(8 << 10).unwrap();
+        assert!(now.peak_rss_kib > 0);
+        assert_eq!(now.touched_kib, 8);
+    }
 
     #[test]
     fn phases_are_durations_since_the_previous_mark() {

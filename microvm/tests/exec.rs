@@ -98,7 +98,100 @@ fn kvm_workload_ready_prints_ready() {
         "one exit per syscall"
     );
     assert!(json["syscalls"].is_object());
+    let guest = json["memory"]["touched_kib"].as_u64().unwrap();
+    let peak = json["memory"]["peak_rss_kib"].as_u64().unwrap();
+    assert!(
+        guest > 0 && peak > guest,
+        "guest {guest} KiB of peak {peak} KiB"
+    );
     assert!(["vmx", "svm", "pvm"].contains(&json["kvm_flavor"].as_str().unwrap()));
+}
+
+/// The debug `workload` next to the test binaries, if built.
+fn workload() -> Option<std::path::PathBuf> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/x86_64-unknown-linux-gnu/debug/workload");
+    let found = path.exists();
+    if !found {
+        eprintln!("skipping: build the workload first (cargo build -p workload)");
+    }
+    found.then_some(path)
+}
+
+/// The STATS line of a run's stderr, parsed.
+fn stats_of(stderr: &[u8]) -> serde_json::Value {
+    let stderr = String::from_utf8_lossy(stderr);
+    let line = stderr.lines().find_map(|l| l.strip_prefix("STATS "));
+    serde_json::from_str(line.expect("a STATS line")).unwrap()
+}
+
+#[test]
+fn kvm_syscalls_work_with_sync_registers_and_with_register_ioctls() {
+    let Some((_bins, tmp)) =
+        setup("kvm_syscalls_work_with_sync_registers_and_with_register_ioctls")
+    else {
+        return;
+    };
+    let Some(workload) = workload() else { return };
+    let kvm = kvm_ioctls::Kvm::new().unwrap();
+    let supported = microvm::vstate::regs::sync_regs_supported(&kvm);
+    for (flag, sync) in [(None, supported), (Some("--no-sync-regs"), false)] {
+        let mut cmd = exec(tmp.path());
+        cmd.arg("--stats").args(flag);
+        let out = cmd
+            .arg(&workload)
+            .args(["syscall", "--iterations", "500"])
+            .assert()
+            .success();
+        let out = out.get_output();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.starts_with("RESULT {\"test\":\"syscall\""),
+            "{flag:?}: {stdout}"
+        );
+        let stats = stats_of(&out.stderr);
+        assert_eq!(stats["sync_regs"], sync, "{flag:?}");
+        // Each getpid returned to the right place with the right value, or the
+        // workload would have crashed or looped.
+        assert_eq!(stats["syscalls"]["calls"]["getpid"], 501, "{flag:?}");
+    }
+}
+
+#[test]
+fn kvm_a_sigkilled_monitors_rootfs_is_removed_by_the_next_one() {
+    use std::io::{BufRead, BufReader};
+    let Some((bins, tmp)) = setup("kvm_a_sigkilled_monitors_rootfs_is_removed_by_the_next_one")
+    else {
+        return;
+    };
+    let prog = program(
+        bins.path(),
+        "spin",
+        &elf(EXEC, &code::ready_then_spin(0x40_0078), &[]),
+    );
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("microvm"))
+        .env("TMPDIR", tmp.path())
+        .arg("exec")
+        .arg(&prog)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "READY\n");
+    child.kill().unwrap(); // SIGKILL: no handler runs
+    child.wait().unwrap();
+    let left = leftovers(tmp.path());
+    assert_eq!(left.len(), 1, "SIGKILL cannot be caught: {left:?}");
+    assert!(left[0].starts_with(&format!("isolab-rootfs-{}-", child.id())));
+    let exit0 = program(bins.path(), "exit0", &elf(EXEC, &code::exit(0), &[]));
+    exec(tmp.path()).arg(&exit0).assert().success();
+    assert!(
+        leftovers(tmp.path()).is_empty(),
+        "the next monitor removed the abandoned rootfs and its own"
+    );
 }
 
 #[test]

@@ -30,9 +30,8 @@ impl Scenario for Limits {
         true
     }
 
-    fn skip_for(&self, model: &dyn Model) -> Option<String> {
-        (model.name() != "container")
-            .then(|| "a claim about isolab's engine (namespaces, cgroups), measured on the container model".into())
+    fn applies_to(&self, model: &dyn Model) -> bool {
+        model.name() == "container"
     }
 
     fn sample(&self, ctx: &Ctx<'_>, _params: &Params) -> Result<Measured, String> {

@@ -103,8 +103,12 @@ pub trait Scenario: fmt::Debug {
     fn once(&self) -> bool {
         false
     }
-    /// Why this scenario does not apply to `model`, when it does not (the container
-    /// claim scenarios run only on isolab's engine).
+    /// Whether the scenario is about `model` at all. The container claim scenarios are
+    /// claims about isolab's engine: other models get no entry, not a "skipped" one.
+    fn applies_to(&self, _model: &dyn Model) -> bool {
+        true
+    }
+    /// Why `model` cannot run this scenario on this host, when it cannot.
     fn skip_for(&self, _model: &dyn Model) -> Option<String> {
         None
     }

@@ -39,10 +39,11 @@ impl Scenario for Sharing {
         true
     }
 
-    fn skip_for(&self, model: &dyn Model) -> Option<String> {
-        if model.name() != "container" {
-            return Some("a claim about isolab's engine, measured on the container model".into());
-        }
+    fn applies_to(&self, model: &dyn Model) -> bool {
+        model.name() == "container"
+    }
+
+    fn skip_for(&self, _model: &dyn Model) -> Option<String> {
         (!Path::new(BUSYBOX).is_file()).then(|| {
             format!("needs a static busybox at {BUSYBOX} (apt-get install busybox-static)")
         })

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use linux_loader::elf::{Elf64_Ehdr, Elf64_Phdr};
 use vm_memory::{ByteValued, Bytes, GuestAddress, GuestMemoryMmap};
 
+use super::elf_map;
 use crate::arch::x86_64::layout::STATIC_PIE_BASE;
 
 const EI_CLASS: usize = 4;
@@ -77,8 +78,8 @@ pub enum ElfError {
         /// Highest usable address.
         high: u64,
     },
-    /// Copying into guest memory failed.
-    #[error("copying a segment into guest memory: {0}")]
+    /// Mapping or copying a segment into guest memory failed.
+    #[error("loading a segment into guest memory: {0}")]
     Copy(String),
 }
 
@@ -369,16 +370,27 @@ pub fn plan_file(path: &Path, low: u64, high: u64) -> Result<(File, LoadPlan), E
     Ok((file, plan))
 }
 
-/// Copies the planned segments from `file` into guest memory (the .bss tails are
-/// already zero: guest memory starts zeroed).
+/// Loads the planned segments from `file` into guest memory: mapped (private, page
+/// by page on demand, see `elf_map.rs`) where the layout allows, else copied. The
+/// .bss tails are already zero: guest memory starts zeroed.
 pub fn load(mem: &GuestMemoryMmap, file: &mut File, plan: &LoadPlan) -> Result<(), ElfError> {
     for s in plan.segments.iter().filter(|s| s.file_size > 0) {
-        let copy = |e: &dyn std::fmt::Display| {
+        let failed = |e: &dyn std::fmt::Display| {
             ElfError::Copy(format!("{:#x}+{:#x}: {e}", s.addr, s.file_size))
         };
-        file.seek(SeekFrom::Start(s.offset)).map_err(|e| copy(&e))?;
+        if let Some(span) = elf_map::span(s, &plan.segments) {
+            match elf_map::map(mem, file, s, span) {
+                Ok(()) => continue,
+                // The file system cannot map files: nothing was replaced yet, so copy.
+                Err(elf_map::MapError::Mmap(e))
+                    if matches!(e.raw_os_error(), Some(libc::ENODEV | libc::EACCES)) => {}
+                Err(e) => return Err(failed(&e)),
+            }
+        }
+        file.seek(SeekFrom::Start(s.offset))
+            .map_err(|e| failed(&e))?;
         mem.read_exact_volatile_from(GuestAddress(s.addr), file, s.file_size as usize)
-            .map_err(|e| copy(&e))?;
+            .map_err(|e| failed(&e))?;
     }
     Ok(())
 }

@@ -5,28 +5,30 @@
 //! `microvm exec` runs.
 
 pub mod elf;
+pub mod elf_map;
 pub mod exception;
 pub mod stack;
 pub mod stub;
 pub mod syscalls;
+pub mod temp_rootfs;
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kvm_ioctls::VcpuFd;
+use kvm_bindings::{kvm_regs, kvm_sregs};
 use vm_memory::GuestMemoryMmap;
-
-use kvm_bindings::kvm_regs;
 
 use crate::arch::x86_64::layout::{MAX_MEM_MIB, MIN_MEM_MIB, SYSCALL_PORT};
 use crate::arch::x86_64::msr::{msrs, MSR_FS_BASE};
 use crate::arch::x86_64::regs::RFLAGS_RESERVED;
 use crate::builder::{build_kernelless, BuildError, KernellessSpec, KernellessVm};
-use crate::stats::{ExitStats, Phases, StatsReport};
+use crate::stats::{ExitStats, MemoryUsage, Phases, StatsReport};
 use crate::vstate::kick::{self, KickError, Kicker, Watchdog};
-use crate::vstate::vcpu::{ioctl, StopReason, Trap, VcpuError};
+use crate::vstate::memory;
+use crate::vstate::regs::GuestRegs;
+use crate::vstate::vcpu::{ioctl, StopReason, Trap, TrappedVcpu, VcpuError};
 use exception::{ExceptionFrame, GuestException};
 use syscalls::{CpuState, SyscallAction, SyscallConfig, SyscallError, SyscallHandler};
 
@@ -76,6 +78,12 @@ pub struct ExecOptions {
     pub rootfs: Option<PathBuf>,
     /// End the guest after this long.
     pub timeout: Option<Duration>,
+    /// Measure the monitor's peak RSS and the guest memory touched at exit (for
+    /// `--stats`; it costs a read of the guest's page map).
+    pub measure_memory: bool,
+    /// Exchange the guest registers at each syscall through the `kvm_run` page where
+    /// KVM supports it (`KVM_CAP_SYNC_REGS`); false: `KVM_GET_REGS`/`KVM_SET_REGS`.
+    pub sync_regs: bool,
 }
 
 /// How the guest ended.
@@ -149,15 +157,13 @@ pub struct ExecReport {
 /// The rootfs directory, owning a temporary one when none was given.
 enum Rootfs {
     Given(PathBuf),
-    Temp(tempfile::TempDir),
+    Temp(temp_rootfs::TempRootfs),
 }
 
 impl Rootfs {
     fn open(given: Option<&PathBuf>) -> Result<Self, ExecError> {
         let Some(path) = given else {
-            let dir = tempfile::Builder::new()
-                .prefix("isolab-rootfs-")
-                .tempdir()
+            let dir = temp_rootfs::TempRootfs::create_in(&std::env::temp_dir())
                 .map_err(ExecError::TempRootfs)?;
             return Ok(Rootfs::Temp(dir));
         };
@@ -194,6 +200,7 @@ pub fn exec(options: &ExecOptions, start: Instant) -> Result<ExecReport, ExecErr
         argv,
         envp: options.env.clone(),
         mem_bytes: options.mem_mib << 20,
+        sync_regs: options.sync_regs,
     };
     let mut vm = build_kernelless(&spec, &mut phases)?;
     let mut handler = SyscallHandler::new(SyscallConfig {
@@ -212,12 +219,30 @@ pub fn exec(options: &ExecOptions, start: Instant) -> Result<ExecReport, ExecErr
         phases.mark_at("ready", ready);
     }
     phases.mark("exit");
+    // Before the report is built, so that --stats does not count its own code.
+    let memory = options
+        .measure_memory
+        .then(|| measure_memory(&vm))
+        .flatten();
     let mut stats = StatsReport::new(vm.vm.flavor(), options.mem_mib, &phases, &exits);
     stats.syscalls = serde_json::to_value(handler.stats()).unwrap_or_default();
     if let Outcome::Exited(code) = outcome {
         stats.exit_code = Some(code);
     }
+    stats.sync_regs = Some(vm.vcpu.sync_regs());
+    stats.memory = memory;
     Ok(ExecReport { outcome, stats })
+}
+
+/// The monitor's peak RSS, and the guest memory it holds now.
+fn measure_memory(vm: &KernellessVm) -> Option<MemoryUsage> {
+    // Peak first: the page-map buffer is monitor memory too.
+    let peak = MemoryUsage::measure(0)?;
+    let guest = memory::resident_bytes(&vm.mem).unwrap_or(0);
+    Some(MemoryUsage {
+        touched_kib: guest >> 10,
+        ..peak
+    })
 }
 
 /// Runs the vCPU until the guest exits, faults, or times out.
@@ -240,8 +265,8 @@ fn run(
     phases.mark("first_instruction");
     let stop = vm
         .vcpu
-        .run::<ExecError, _>((&vm.pio, &vm.mmio), exits, &kicked, |fd, trap| {
-            traps.on_trap(fd, trap)
+        .run::<ExecError, _>((&vm.pio, &vm.mmio), exits, &kicked, |vcpu, trap| {
+            traps.on_trap(vcpu, trap)
         });
     let timed_out = watchdog.is_some_and(Watchdog::stop);
     Ok(match (stop?, traps.exception) {
@@ -287,6 +312,50 @@ impl SyscallEntry {
     }
 }
 
+/// What the trap handler needs from a stopped vCPU (a fake one in tests).
+pub trait TrapVcpu: GuestRegs {
+    /// The system registers (CS at the first syscall, CR2 after a fault).
+    fn sregs(&self) -> Result<kvm_sregs, VcpuError>;
+    /// The FS base (thread pointer).
+    fn fs_base(&self) -> Result<u64, VcpuError>;
+    /// Sets the FS base.
+    fn set_fs_base(&mut self, base: u64) -> Result<(), VcpuError>;
+}
+
+impl TrapVcpu for TrappedVcpu<'_> {
+    fn sregs(&self) -> Result<kvm_sregs, VcpuError> {
+        self.fd()
+            .get_sregs()
+            .map_err(ioctl("reading the system registers after a trap"))
+    }
+
+    fn fs_base(&self) -> Result<u64, VcpuError> {
+        let mut list = msrs(&[kvm_bindings::kvm_msr_entry {
+            index: MSR_FS_BASE,
+            ..Default::default()
+        }]);
+        match self.fd().get_msrs(&mut list) {
+            Ok(1) => Ok(list.as_slice()[0].data),
+            Ok(_) => Err(ioctl("reading FS base")(kvm_ioctls::Error::new(
+                libc::EINVAL,
+            ))),
+            Err(e) => Err(ioctl("reading FS base")(e)),
+        }
+    }
+
+    fn set_fs_base(&mut self, base: u64) -> Result<(), VcpuError> {
+        let list = msrs(&[kvm_bindings::kvm_msr_entry {
+            index: MSR_FS_BASE,
+            data: base,
+            ..Default::default()
+        }]);
+        self.fd()
+            .set_msrs(&list)
+            .map(drop)
+            .map_err(ioctl("setting FS base"))
+    }
+}
+
 /// Answers the traps of a running kernel-less guest: syscalls and exceptions.
 struct TrapHandler<'a> {
     mem: GuestMemoryMmap,
@@ -296,19 +365,19 @@ struct TrapHandler<'a> {
 }
 
 impl TrapHandler<'_> {
-    fn on_trap(&mut self, fd: &VcpuFd, trap: Trap) -> Result<Option<StopReason>, ExecError> {
-        let regs = fd
-            .get_regs()
-            .map_err(ioctl("reading registers after a trap"))?;
+    fn on_trap(
+        &mut self,
+        vcpu: &mut impl TrapVcpu,
+        trap: Trap,
+    ) -> Result<Option<StopReason>, ExecError> {
+        let regs = vcpu.regs()?;
         match trap {
-            Trap::Pio(SYSCALL_PORT) => self.syscall(fd, regs),
+            Trap::Pio(SYSCALL_PORT) => self.syscall(vcpu, regs),
             Trap::Pio(port) => {
                 let vector = stub::exception_vector(port).unwrap_or(u8::MAX);
                 let frame = ExceptionFrame::read(&self.mem, vector, regs.rsp);
-                let sregs = fd
-                    .get_sregs()
-                    .map_err(ioctl("reading CR2 after a guest exception"))?;
-                self.exception = Some(GuestException::new(vector, &frame, sregs.cr2));
+                let cr2 = vcpu.sregs()?.cr2;
+                self.exception = Some(GuestException::new(vector, &frame, cr2));
                 Ok(Some(StopReason::Exception(vector)))
             }
             Trap::Mmio(addr) => Ok(Some(StopReason::Failed(format!(
@@ -318,18 +387,19 @@ impl TrapHandler<'_> {
     }
 
     /// Performs one guest syscall: arguments from `regs`, the result in RAX.
-    fn syscall(&mut self, fd: &VcpuFd, regs: kvm_regs) -> Result<Option<StopReason>, ExecError> {
+    fn syscall(
+        &mut self,
+        vcpu: &mut impl TrapVcpu,
+        regs: kvm_regs,
+    ) -> Result<Option<StopReason>, ExecError> {
         let entry = match self.entry {
             Some(entry) => entry,
-            None => {
-                let sregs = fd
-                    .get_sregs()
-                    .map_err(ioctl("reading CS at the first syscall"))?;
-                *self.entry.insert(SyscallEntry::from_cs_dpl(sregs.cs.dpl))
-            }
+            None => *self
+                .entry
+                .insert(SyscallEntry::from_cs_dpl(vcpu.sregs()?.cs.dpl)),
         };
         let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9];
-        let mut cpu = VcpuCpuState { fd, error: None };
+        let mut cpu = VcpuCpuState { vcpu, error: None };
         let action = self.handler.handle(&self.mem, &mut cpu, regs.rax, args);
         if let Some(err) = cpu.error {
             return Err(err.into());
@@ -337,40 +407,27 @@ impl TrapHandler<'_> {
         match action {
             SyscallAction::Exit(code) => Ok(Some(StopReason::Exited(code))),
             SyscallAction::Return(rax) => {
-                fd.set_regs(&entry.returned(regs, rax))
-                    .map_err(ioctl("writing the syscall result"))?;
+                vcpu.set_regs(&entry.returned(regs, rax))?;
                 Ok(None)
             }
         }
     }
 }
 
-/// The syscall layer's view of the vCPU: FS base through the MSR ioctls.
-struct VcpuCpuState<'a> {
-    fd: &'a VcpuFd,
+/// The syscall layer's view of the vCPU: the FS base; the first error is kept.
+struct VcpuCpuState<'a, V> {
+    vcpu: &'a mut V,
     error: Option<VcpuError>,
 }
 
-impl CpuState for VcpuCpuState<'_> {
+impl<V: TrapVcpu> CpuState for VcpuCpuState<'_, V> {
     fn fs_base(&self) -> u64 {
-        let mut list = msrs(&[kvm_bindings::kvm_msr_entry {
-            index: MSR_FS_BASE,
-            ..Default::default()
-        }]);
-        match self.fd.get_msrs(&mut list) {
-            Ok(1) => list.as_slice()[0].data,
-            _ => 0,
-        }
+        self.vcpu.fs_base().unwrap_or(0)
     }
 
     fn set_fs_base(&mut self, base: u64) {
-        let list = msrs(&[kvm_bindings::kvm_msr_entry {
-            index: MSR_FS_BASE,
-            data: base,
-            ..Default::default()
-        }]);
-        if let Err(e) = self.fd.set_msrs(&list) {
-            self.error = Some(ioctl("setting FS base")(e));
+        if let Err(e) = self.vcpu.set_fs_base(base) {
+            self.error.get_or_insert(e);
         }
     }
 }
@@ -397,6 +454,133 @@ mod tests {
             (1, 0xb009, 0x2),
             "the stub's SYSRET returns"
         );
+    }
+
+    use super::syscalls::tests::Guest;
+    use crate::vstate::regs::{enable_sync_regs, SyncRegs};
+    use kvm_bindings::kvm_run;
+
+    /// A stopped vCPU whose registers live in a `kvm_run` page, as with sync regs.
+    struct FakeVcpu {
+        run: Box<kvm_run>,
+        sregs: kvm_sregs,
+        fs_base: u64,
+    }
+
+    impl FakeVcpu {
+        /// A vCPU that just ran `syscall` with `regs` (KVM stored them in the page).
+        fn after_syscall(regs: kvm_regs, cs_dpl: u8) -> Self {
+            let mut run = Box::new(kvm_run::default());
+            enable_sync_regs(&mut run);
+            run.s.regs.regs = regs;
+            let mut sregs = kvm_sregs::default();
+            sregs.cs.dpl = cs_dpl;
+            sregs.cr2 = 0xdead_0000;
+            Self {
+                run,
+                sregs,
+                fs_base: 0,
+            }
+        }
+    }
+
+    impl GuestRegs for FakeVcpu {
+        fn regs(&mut self) -> Result<kvm_regs, VcpuError> {
+            SyncRegs::new(&mut self.run).regs()
+        }
+        fn set_regs(&mut self, regs: &kvm_regs) -> Result<(), VcpuError> {
+            SyncRegs::new(&mut self.run).set_regs(regs)
+        }
+    }
+
+    impl TrapVcpu for FakeVcpu {
+        fn sregs(&self) -> Result<kvm_sregs, VcpuError> {
+            Ok(self.sregs)
+        }
+        fn fs_base(&self) -> Result<u64, VcpuError> {
+            Ok(self.fs_base)
+        }
+        fn set_fs_base(&mut self, base: u64) -> Result<(), VcpuError> {
+            self.fs_base = base;
+            Ok(())
+        }
+    }
+
+    fn syscall_regs(nr: u64, args: [u64; 2]) -> kvm_regs {
+        kvm_regs {
+            rax: nr,
+            rdi: args[0],
+            rsi: args[1],
+            rip: 0xb009,
+            rcx: 0x40_1234,
+            r11: 0x246,
+            rflags: 0x2,
+            ..Default::default()
+        }
+    }
+
+    fn trap_handler(guest: &mut Guest) -> TrapHandler<'_> {
+        TrapHandler {
+            mem: guest.mem.clone(),
+            handler: &mut guest.handler,
+            entry: None,
+            exception: None,
+        }
+    }
+
+    #[test]
+    fn a_syscall_trap_answers_in_the_sync_regs_page_and_marks_it_dirty() {
+        let mut guest = Guest::new();
+        let mut traps = trap_handler(&mut guest);
+        let getpid = ::syscalls::Sysno::getpid as u64;
+        let mut vcpu = FakeVcpu::after_syscall(syscall_regs(getpid, [0, 0]), 3);
+        let stop = traps.on_trap(&mut vcpu, Trap::Pio(SYSCALL_PORT)).unwrap();
+        assert_eq!(stop, None);
+        assert_eq!(traps.entry, Some(SyscallEntry::Cpl3));
+        assert_eq!(
+            vcpu.run.kvm_dirty_regs,
+            u64::from(kvm_bindings::KVM_SYNC_X86_REGS)
+        );
+        let back = vcpu.regs().unwrap();
+        assert_eq!((back.rax, back.rip, back.rflags), (1, 0x40_1234, 0x246));
+    }
+
+    #[test]
+    fn arch_prctl_through_a_trap_sets_fs_base_and_exit_stops_the_vcpu() {
+        const ARCH_SET_FS: u64 = 0x1002;
+        let mut guest = Guest::new();
+        let mut traps = trap_handler(&mut guest);
+        let arch_prctl = ::syscalls::Sysno::arch_prctl as u64;
+        let mut vcpu = FakeVcpu::after_syscall(syscall_regs(arch_prctl, [ARCH_SET_FS, 0x7000]), 0);
+        assert_eq!(
+            traps.on_trap(&mut vcpu, Trap::Pio(SYSCALL_PORT)).unwrap(),
+            None
+        );
+        assert_eq!(vcpu.fs_base, 0x7000);
+        assert_eq!(
+            vcpu.regs().unwrap().rip,
+            0xb009,
+            "CPL0 entry: the stub's SYSRET returns"
+        );
+        let exit_group = ::syscalls::Sysno::exit_group as u64;
+        let mut vcpu = FakeVcpu::after_syscall(syscall_regs(exit_group, [7, 0]), 0);
+        let stop = traps.on_trap(&mut vcpu, Trap::Pio(SYSCALL_PORT)).unwrap();
+        assert_eq!(stop, Some(StopReason::Exited(7)));
+        assert_eq!(vcpu.run.kvm_dirty_regs, 0, "nothing to write back on exit");
+    }
+
+    #[test]
+    fn an_exception_trap_reports_the_vector_and_cr2() {
+        let mut guest = Guest::new();
+        let mut traps = trap_handler(&mut guest);
+        let mut regs = syscall_regs(0, [0, 0]);
+        regs.rsp = 0x8000;
+        let mut vcpu = FakeVcpu::after_syscall(regs, 0);
+        let port = crate::arch::x86_64::layout::EXCEPTION_PORT_BASE + 14;
+        let stop = traps.on_trap(&mut vcpu, Trap::Pio(port)).unwrap();
+        assert_eq!(stop, Some(StopReason::Exception(14)));
+        let report = traps.exception.unwrap().to_string();
+        assert!(report.contains("0xdead0000"), "{report}");
     }
 
     #[test]

@@ -2,5 +2,6 @@
 
 pub mod kick;
 pub mod memory;
+pub mod regs;
 pub mod vcpu;
 pub mod vm;

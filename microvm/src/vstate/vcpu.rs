@@ -1,14 +1,18 @@
 //! A vCPU and its run loop. The exit handler is a free function over a
 //! `kvm_ioctls::VcpuExit`, so tests feed it fake exits; the loop adds timing, stats and
-//! the kick (see `kick.rs`) that stops a guest on `--timeout` or SIGTERM.
+//! the kick (see `kick.rs`) that stops a guest on `--timeout` or SIGTERM. Traps are
+//! handed a [`TrappedVcpu`], whose registers come from the `kvm_run` page where KVM
+//! syncs them (see `regs.rs`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use kvm_ioctls::{VcpuExit, VcpuFd};
+use kvm_bindings::kvm_regs;
+use kvm_ioctls::{Kvm, VcpuExit, VcpuFd};
 
 use super::kick;
 pub use super::kick::{kick_signal, KickError, Kicker, Watchdog};
+use super::regs::{self, GuestRegs, IoctlRegs, SyncRegs};
 use crate::devices::bus::{Access, Bus, DeviceEvent};
 use crate::stats::ExitStats;
 
@@ -168,12 +172,17 @@ fn handle_other_exit(exit: VcpuExit<'_>) -> HandledExit {
 pub struct Vcpu {
     fd: VcpuFd,
     index: u8,
+    sync_regs: bool,
 }
 
 impl Vcpu {
     /// Wraps a created vCPU.
     pub fn new(fd: VcpuFd, index: u8) -> Self {
-        Self { fd, index }
+        Self {
+            fd,
+            index,
+            sync_regs: false,
+        }
     }
 
     /// The KVM vCPU (for register access).
@@ -184,6 +193,21 @@ impl Vcpu {
     /// The vCPU's index.
     pub fn index(&self) -> u8 {
         self.index
+    }
+
+    /// Has KVM keep the general registers in the `kvm_run` page, where `kvm` supports
+    /// it, so trap handlers read and write them without ioctls. Returns whether it does.
+    pub fn enable_sync_regs(&mut self, kvm: &Kvm) -> bool {
+        if regs::sync_regs_supported(kvm) {
+            regs::enable_sync_regs(self.fd.get_kvm_run());
+            self.sync_regs = true;
+        }
+        self.sync_regs
+    }
+
+    /// Whether trap handlers get the registers from the `kvm_run` page.
+    pub fn sync_regs(&self) -> bool {
+        self.sync_regs
     }
 
     /// Runs until a stop: exits go to [`handle_exit`], traps to `on_trap` (which returns
@@ -198,7 +222,7 @@ impl Vcpu {
     ) -> Result<StopReason, E>
     where
         E: From<VcpuError>,
-        F: FnMut(&VcpuFd, Trap) -> Result<Option<StopReason>, E>,
+        F: FnMut(&mut TrappedVcpu<'_>, Trap) -> Result<Option<StopReason>, E>,
     {
         let _armed = kick::arm_termination(self.index, self.fd.get_kvm_run());
         loop {
@@ -216,7 +240,11 @@ impl Vcpu {
             let exited = Instant::now();
             let action = match handled.action {
                 ExitAction::Trap(trap) => {
-                    on_trap(&self.fd, trap)?.map_or(ExitAction::Continue, ExitAction::Stop)
+                    let mut trapped = TrappedVcpu {
+                        fd: &mut self.fd,
+                        sync_regs: self.sync_regs,
+                    };
+                    on_trap(&mut trapped, trap)?.map_or(ExitAction::Continue, ExitAction::Stop)
                 }
                 action => action,
             };
@@ -224,6 +252,39 @@ impl Vcpu {
             if let ExitAction::Stop(reason) = action {
                 return Ok(reason);
             }
+        }
+    }
+}
+
+/// A vCPU stopped on a trap: its registers (from the `kvm_run` page when synced, else
+/// by ioctl) and its fd for everything else.
+#[derive(Debug)]
+pub struct TrappedVcpu<'a> {
+    fd: &'a mut VcpuFd,
+    sync_regs: bool,
+}
+
+impl TrappedVcpu<'_> {
+    /// The KVM vCPU (system registers, MSRs, ...).
+    pub fn fd(&self) -> &VcpuFd {
+        self.fd
+    }
+}
+
+impl GuestRegs for TrappedVcpu<'_> {
+    fn regs(&mut self) -> Result<kvm_regs, VcpuError> {
+        if self.sync_regs {
+            SyncRegs::new(self.fd.get_kvm_run()).regs()
+        } else {
+            IoctlRegs::new(self.fd).regs()
+        }
+    }
+
+    fn set_regs(&mut self, regs: &kvm_regs) -> Result<(), VcpuError> {
+        if self.sync_regs {
+            SyncRegs::new(self.fd.get_kvm_run()).set_regs(regs)
+        } else {
+            IoctlRegs::new(self.fd).set_regs(regs)
         }
     }
 }
