@@ -195,13 +195,13 @@ fn root_run_gives_pid_1_own_hostname_and_own_mounts() {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    // cgroup_join only where v1 hierarchies need the init moved (v1 and hybrid hosts).
-    let v1 = std::fs::read_to_string("/proc/self/mounts")
-        .unwrap()
-        .lines()
-        .any(|l| l.contains(" cgroup "));
+    // cgroup_join only where v1 hierarchies need the init moved: on v1 hosts; hybrid
+    // ones need it only for limits, and this bundle sets none.
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let v1_only = mounts.lines().any(|l| l.contains(" cgroup "))
+        && !mounts.lines().any(|l| l.contains(" cgroup2 "));
     let mut expected = vec!["cgroups", "clone_namespaces"];
-    if v1 {
+    if v1_only {
         expected.push("cgroup_join");
     }
     expected.extend([
@@ -665,6 +665,63 @@ fn root_a_memory_limit_oom_kills_and_run_says_so() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    f.assert_nothing_left(&id);
+}
+
+#[test]
+fn root_a_hybrid_host_joins_only_the_v1_hierarchies_of_the_limits() {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let hybrid = mounts.contains(" cgroup2 ") && mounts.contains(" cgroup ");
+    if !hybrid {
+        eprintln!("skipping: not a hybrid cgroup host (v1 controllers plus cgroup2)");
+        return;
+    }
+    // Without a cgroup namespace, /proc/self/cgroup shows the host's paths.
+    let f = Fixture::new(&["cat", "/proc/self/cgroup"]);
+    f.write_config(|spec| {
+        let mut linux = spec.linux().clone().unwrap();
+        let namespaces = linux.namespaces().clone().unwrap_or_default();
+        linux.set_namespaces(Some(
+            namespaces
+                .into_iter()
+                .filter(|n| n.typ() != oci_spec::runtime::LinuxNamespaceType::Cgroup)
+                .collect(),
+        ));
+        spec.set_linux(Some(linux));
+    });
+    let id = unique("hybrid");
+    let cgroup_of = |controller: &str| {
+        let out = f
+            .oci()
+            .args(["run", "--timings", "-b"])
+            .arg(f.bundle())
+            .arg(&id)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let joined = String::from_utf8_lossy(&out.stderr).contains("cgroup_join");
+        let line = stdout
+            .lines()
+            .find(|l| {
+                l.split(':')
+                    .nth(1)
+                    .is_some_and(|c| c.split(',').any(|c| c == controller))
+            })
+            .unwrap_or_else(|| panic!("no {controller} line in {stdout}"))
+            .to_string();
+        (line, stdout, joined)
+    };
+    let (memory, all, joined) = cgroup_of("memory");
+    assert!(!memory.contains("isolab"), "joined memory: {all}");
+    assert!(all.contains(&format!("0::/isolab/{id}")), "{all}");
+    assert!(!joined, "no limits, no cgroup_join");
+    limit(&f, serde_json::json!({"memory": {"limit": 1073741824}}));
+    let (memory, all, joined) = cgroup_of("memory");
+    assert!(memory.ends_with(&format!("/isolab/{id}")), "{all}");
+    let (pids, _, _) = cgroup_of("pids");
+    assert!(!pids.contains("isolab"), "joined pids: {all}");
+    assert!(joined, "a memory limit needs the v1 join");
     f.assert_nothing_left(&id);
 }
 
