@@ -89,6 +89,18 @@ fn wait_with_rusage(child: &std::process::Child) -> Result<(i32, libc::rusage), 
     Ok((status, usage))
 }
 
+/// One line per runtime: median and p90 of its samples.
+fn print_by_runtime(samples: BTreeMap<String, Vec<f64>>, ours: &str) {
+    for (name, mut v) in samples {
+        let label = if name == ours { "engine-oci" } else { &name };
+        println!(
+            "  {label:<20} median {:>7.2}  p90 {:>7.2}",
+            percentile(&mut v, 0.5),
+            percentile(&mut v, 0.9)
+        );
+    }
+}
+
 /// engine-oci builds print a TIMINGS line with `--timings`.
 fn is_engine_oci(runtime: &str) -> bool {
     Path::new(runtime)
@@ -224,31 +236,9 @@ fn main() {
         .iter_mut()
         .map(|(name, v)| (name.clone(), percentile(v, 0.5)))
         .collect();
-    for (name, mut v) in wall {
-        let label = if name == ours {
-            "engine-oci"
-        } else {
-            name.as_str()
-        };
-        println!(
-            "  {label:<20} median {:>7.2}  p90 {:>7.2}",
-            percentile(&mut v, 0.5),
-            percentile(&mut v, 0.9)
-        );
-    }
+    print_by_runtime(wall, &ours);
     println!("peak RSS of the runtime or anything it reaped (MiB):");
-    for (name, mut v) in rss {
-        let label = if name == ours {
-            "engine-oci"
-        } else {
-            name.as_str()
-        };
-        println!(
-            "  {label:<20} median {:>7.2}  p90 {:>7.2}",
-            percentile(&mut v, 0.5),
-            percentile(&mut v, 0.9)
-        );
-    }
+    print_by_runtime(rss, &ours);
     if let (Some(ours), Some(runc)) = (medians.get(&ours), medians.get("runc")) {
         println!(
             "engine-oci / runc median wall time: {:.2} (target: at most 0.5)",

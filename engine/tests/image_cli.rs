@@ -1,36 +1,25 @@
 //! `engine image ...` and `engine volume ...` driven as a user would, each test with its
 //! own temp `--root`. Tests that run containers need root and runc; they say so.
 
+mod common;
+
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
 
-use assert_cmd::Command;
+use common::{engine, is_root};
 use predicates::prelude::*;
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
-fn engine(root: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("engine").unwrap();
-    cmd.arg("--root").arg(root);
-    cmd
-}
-
 /// The static binary the images run: the workspace `workload` when it is built, else
 /// busybox (static on this host), and the arguments that make it print `READY`.
 fn payload() -> (PathBuf, Vec<&'static str>) {
-    let workload = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/x86_64-unknown-linux-gnu/debug/workload");
-    if workload.is_file() {
-        (workload, vec!["ready"])
-    } else {
-        (PathBuf::from("/bin/busybox"), vec!["echo", "READY"])
+    match common::workload_binary() {
+        Some(workload) => (workload, vec!["ready"]),
+        None => (PathBuf::from("/bin/busybox"), vec!["echo", "READY"]),
     }
-}
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
 }
 
 fn have(tool: &str) -> bool {

@@ -2,9 +2,12 @@
 //! bundle built in a temp dir, the lifecycle and its OCI state JSON, refusals, and cleanup
 //! after a failure injected at each startup step.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
+use common::assert_success;
 use oci_spec::runtime::Spec;
 use predicates::str::contains;
 use serde_json::Value;
@@ -74,13 +77,21 @@ impl Fixture {
         cmd
     }
 
+    /// `engine-oci run [extra] -b BUNDLE id`, to its end.
+    fn run(&self, id: &str, extra: &[&str]) -> std::process::Output {
+        self.oci()
+            .arg("run")
+            .args(extra)
+            .arg("-b")
+            .arg(self.bundle())
+            .arg(id)
+            .output()
+            .unwrap()
+    }
+
     fn state(&self, id: &str) -> Value {
         let out = self.oci().args(["state", id]).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success(&out);
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
@@ -146,18 +157,8 @@ fn root_run_gives_pid_1_own_hostname_and_own_mounts() {
         s.set_hostname(Some("isolab-box".into()));
     });
     let id = unique("run");
-    let out = f
-        .oci()
-        .args(["run", "--timings", "-b"])
-        .arg(f.bundle())
-        .arg(&id)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = f.run(&id, &["--timings"]);
+    assert_success(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let mut lines = stdout.lines();
     assert_eq!(lines.next(), Some("pid=1"));
@@ -472,18 +473,8 @@ fn root_overlay_containers_of_one_image_do_not_see_each_others_writes() {
             s.set_hostname(Some(name.into()));
         });
         let id = unique(&format!("ovl-{name}"));
-        let out = f
-            .oci()
-            .args(["run", "-b"])
-            .arg(f.bundle())
-            .arg(&id)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = f.run(&id, &[]);
+        assert_success(&out);
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
             "base\n",
@@ -515,13 +506,7 @@ fn root_same_bundle_same_output_as_runc() {
         "echo pid=$$; hostname; ls /dev | sort | tr '\\n' ' '",
     ]);
     let id = unique("vsrunc");
-    let ours = f
-        .oci()
-        .args(["run", "-b"])
-        .arg(f.bundle())
-        .arg(&id)
-        .output()
-        .unwrap();
+    let ours = f.run(&id, &[]);
     let runc_root = f.dir.path().join("runc-state");
     let theirs = std::process::Command::new("runc")
         .arg("--root")
@@ -573,18 +558,8 @@ fn root_user_namespace_maps_container_root_to_an_unprivileged_host_uid() {
         .status()
         .unwrap();
     let id = unique("userns");
-    let out = f
-        .oci()
-        .args(["run", "-b"])
-        .arg(f.bundle())
-        .arg(&id)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = f.run(&id, &[]);
+    assert_success(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines[0], "0");
@@ -647,13 +622,7 @@ fn root_a_memory_limit_oom_kills_and_run_says_so() {
         serde_json::json!({"memory": {"limit": 16777216, "swap": 16777216}}),
     );
     let id = unique("oom");
-    let out = f
-        .oci()
-        .args(["run", "-b"])
-        .arg(f.bundle())
-        .arg(&id)
-        .output()
-        .unwrap();
+    let out = f.run(&id, &[]);
     assert_eq!(
         out.status.code(),
         Some(137),
@@ -691,13 +660,7 @@ fn root_a_hybrid_host_joins_only_the_v1_hierarchies_of_the_limits() {
     });
     let id = unique("hybrid");
     let cgroup_of = |controller: &str| {
-        let out = f
-            .oci()
-            .args(["run", "--timings", "-b"])
-            .arg(f.bundle())
-            .arg(&id)
-            .output()
-            .unwrap();
+        let out = f.run(&id, &["--timings"]);
         assert!(out.status.success(), "{out:?}");
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
         let joined = String::from_utf8_lossy(&out.stderr).contains("cgroup_join");
@@ -734,13 +697,7 @@ fn root_a_pids_limit_holds() {
     ]);
     limit(&f, serde_json::json!({"pids": {"limit": 4}}));
     let id = unique("pids");
-    let out = f
-        .oci()
-        .args(["run", "-b"])
-        .arg(f.bundle())
-        .arg(&id)
-        .output()
-        .unwrap();
+    let out = f.run(&id, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("can't fork") || stderr.contains("Resource temporarily unavailable"),
@@ -751,30 +708,18 @@ fn root_a_pids_limit_holds() {
 
 #[test]
 fn root_the_workload_runs_as_pid_1_with_its_own_hostname() {
-    let workload = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/x86_64-unknown-linux-gnu/debug/workload");
-    if !workload.exists() {
+    let Some(workload) = common::workload_binary() else {
         eprintln!("skipping: build the workload first (cargo build -p workload)");
         return;
-    }
+    };
     let f = Fixture::new(&["/workload", "info"]);
     std::fs::copy(&workload, f.bundle().join("rootfs/workload")).unwrap();
     f.write_config(|s| {
         s.set_hostname(Some("isolab-wl".into()));
     });
     let id = unique("workload");
-    let out = f
-        .oci()
-        .args(["run", "-b"])
-        .arg(f.bundle())
-        .arg(&id)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = f.run(&id, &[]);
+    assert_success(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let json = stdout
         .lines()
@@ -795,18 +740,8 @@ fn root_an_image_symlink_cannot_aim_mounts_or_device_nodes_at_the_host() {
     std::fs::create_dir(&outside).unwrap();
     std::os::unix::fs::symlink(&outside, f.bundle().join("rootfs/dev")).unwrap();
     let id = unique("symlink");
-    let out = f
-        .oci()
-        .args(["run", "-b"])
-        .arg(f.bundle())
-        .arg(&id)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = f.run(&id, &[]);
+    assert_success(&out);
     assert_eq!(
         std::fs::read_dir(&outside).unwrap().count(),
         0,

@@ -1,24 +1,20 @@
 //! `engine run|ps|logs|stop|rm` driven as a user would, as root (containers need it),
 //! each test with its own temp `--root`, on a busybox image built by `engine image build`.
 
+mod common;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use assert_cmd::Command;
+use common::{engine, is_root};
 use predicates::prelude::*;
 use tempfile::TempDir;
-
-fn engine(root: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("engine").unwrap();
-    cmd.arg("--root").arg(root);
-    cmd
-}
 
 /// A root holding image `bb` (static busybox, CMD `sh -c`), or None (with the reason
 /// printed) where the host cannot run containers.
 fn root_with_busybox() -> Option<TempDir> {
-    if !nix::unistd::geteuid().is_root() {
+    if !is_root() {
         eprintln!("skipping: running containers needs root");
         return None;
     }

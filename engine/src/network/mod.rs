@@ -146,6 +146,18 @@ pub struct NetworkHandle {
 }
 
 impl NetworkHandle {
+    /// The handle of `req` in `mode` with nothing on the host yet (no veth, no address).
+    fn plain(mode: NetworkMode, req: &NetworkRequest) -> Self {
+        NetworkHandle {
+            mode,
+            container_id: req.container_id.clone(),
+            state_root: req.state_root.clone(),
+            host_veth: None,
+            address: None,
+            gateway: None,
+        }
+    }
+
     /// Undoes [`setup`]: removes the veth pair and releases the address; the last
     /// container to leave also removes the bridge and the NAT rules.
     pub fn teardown(self) -> Result<(), NetworkError> {
@@ -163,14 +175,7 @@ impl NetworkHandle {
 
 /// Networks the container of `req` in `mode`. A failure undoes every step it made.
 pub fn setup(mode: NetworkMode, req: &NetworkRequest) -> Result<NetworkHandle, NetworkError> {
-    let mut handle = NetworkHandle {
-        mode,
-        container_id: req.container_id.clone(),
-        state_root: req.state_root.clone(),
-        host_veth: None,
-        address: None,
-        gateway: None,
-    };
+    let mut handle = NetworkHandle::plain(mode, req);
     match mode {
         NetworkMode::Host => return Ok(handle),
         NetworkMode::None => {
@@ -199,14 +204,7 @@ pub fn setup_host_side(
         return setup(mode, req);
     }
     check_request(req)?;
-    Ok(NetworkHandle {
-        mode,
-        container_id: req.container_id.clone(),
-        state_root: req.state_root.clone(),
-        host_veth: None,
-        address: None,
-        gateway: None,
-    })
+    Ok(NetworkHandle::plain(mode, req))
 }
 
 /// Removes what a bridge-mode container of `container_id` may have left (its veth, its
