@@ -29,6 +29,29 @@ fn have(tool: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// Makes `exe` in the context executable, builds the context as image `tag` in a new
+/// root and unpacks it there: the root and the bundle.
+fn build_and_unpack(ctx: &TempDir, exe: &str, tag: &str) -> (TempDir, PathBuf) {
+    fs::set_permissions(
+        ctx.path().join(exe),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let root = tempfile::tempdir().unwrap();
+    engine(root.path())
+        .args(["image", "build", "-t", tag])
+        .arg(ctx.path())
+        .assert()
+        .success();
+    let bundle = root.path().join("bundle");
+    engine(root.path())
+        .args(["image", "unpack", tag])
+        .arg(&bundle)
+        .assert()
+        .success();
+    (root, bundle)
+}
+
 /// A build context holding `files` and a Containerfile.
 fn context(containerfile: &str, files: &[(&str, &[u8])]) -> TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -199,23 +222,7 @@ fn built_image_runs_under_runc_and_engine_with_the_same_output_as_on_the_host() 
         "FROM scratch\nCOPY payload /payload\nENTRYPOINT [\"/payload\"]\nCMD {args_json}\n"
     );
     let ctx = context(&file, &[("payload", &fs::read(&binary).unwrap())]);
-    fs::set_permissions(
-        ctx.path().join("payload"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let root = tempfile::tempdir().unwrap();
-    engine(root.path())
-        .args(["image", "build", "-t", "payload"])
-        .arg(ctx.path())
-        .assert()
-        .success();
-    let bundle = root.path().join("bundle");
-    engine(root.path())
-        .args(["image", "unpack", "payload"])
-        .arg(&bundle)
-        .assert()
-        .success();
+    let (root, bundle) = build_and_unpack(&ctx, "payload", "payload");
 
     let id = format!("isolab-test-{}", std::process::id());
     let in_runc = StdCommand::new("runc")
@@ -261,23 +268,7 @@ fn run_step_layer_holds_its_changes_and_deletions_as_root() {
     let file = "FROM scratch\nCOPY busybox /bin/busybox\nCOPY gone /etc/gone\n\
                 RUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox mkdir /out && echo $((6*7)) > /out/f && /bin/busybox rm /etc/gone\"]\nCMD [\"/bin/busybox\", \"true\"]\n";
     let ctx = context(file, &[("busybox", &busybox), ("gone", b"x")]);
-    fs::set_permissions(
-        ctx.path().join("busybox"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let root = tempfile::tempdir().unwrap();
-    engine(root.path())
-        .args(["image", "build", "-t", "ran"])
-        .arg(ctx.path())
-        .assert()
-        .success();
-    let bundle = root.path().join("bundle");
-    engine(root.path())
-        .args(["image", "unpack", "ran"])
-        .arg(&bundle)
-        .assert()
-        .success();
+    let (root, bundle) = build_and_unpack(&ctx, "busybox", "ran");
     assert_eq!(
         fs::read_to_string(bundle.join("rootfs/out/f")).unwrap(),
         "42\n"
