@@ -289,10 +289,8 @@ fn layout_in(root: &CgroupRoot, rel: &Path, wanted: impl Fn(&str) -> bool) -> Cg
 /// costs an RCU grace period (9-25 ms on the build host), most of a container's start.
 /// `cpuacct` goes with `cpu`, as the two are usually mounted together.
 fn v1_wanted(mode: CgroupMode, needed: &[Controller], name: &str) -> bool {
-    let needs = |c: Controller| needed.contains(&c);
-    mode == CgroupMode::V1
-        || needed.iter().any(|c| c.name() == name)
-        || (name == "cpuacct" && needs(Controller::Cpu))
+    let serves = |c: &Controller| c.name() == name || (*c == Controller::Cpu && name == "cpuacct");
+    mode == CgroupMode::V1 || needed.iter().any(serves)
 }
 
 fn create_v2(
