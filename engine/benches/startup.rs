@@ -1,24 +1,66 @@
-//! Startup cost of a container, step by step: runs `engine-oci run --timings` on a bundle
-//! of static busybox (`true`) many times, interleaved with runc and crun when installed,
-//! and prints the median and p90 of each startup step and of each runtime's wall time.
-//! Needs root. `ISOLAB_BENCH_RUNS` sets the number of runs (default 30).
+//! Startup cost of a container, step by step: runs `engine-oci run --timings` of
+//! `workload ready` (or static busybox `true` when no workload binary is built) many times,
+//! interleaved with runc and crun when they run the bundle here, and prints the median and
+//! p90 of each startup step, of each runtime's wall time and of its peak RSS.
+//!
+//! Needs root. Build the workload first (`cargo build --release -p workload`): it is taken
+//! from beside `engine-oci`, or from `ISOLAB_BENCH_WORKLOAD`. `ISOLAB_BENCH_RUNS` sets the
+//! number of runs (default 30); `ISOLAB_BENCH_ALSO=/path/a:/path/b` adds other runtimes or
+//! engine-oci builds (e.g. an older one, for before/after figures) to the interleaving.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-fn bundle(dir: &Path) {
+/// The workload binary: `ISOLAB_BENCH_WORKLOAD`, else `workload` beside `engine-oci`.
+fn workload_binary(engine_oci: &Path) -> Option<PathBuf> {
+    let path = match std::env::var_os("ISOLAB_BENCH_WORKLOAD") {
+        Some(p) => PathBuf::from(p),
+        None => engine_oci.parent()?.join("workload"),
+    };
+    path.is_file().then_some(path)
+}
+
+/// A bundle running `workload ready` when a workload binary is given, else busybox `true`.
+fn bundle(dir: &Path, workload: Option<&Path>) -> String {
     let bin = dir.join("rootfs/bin");
     std::fs::create_dir_all(&bin).unwrap();
-    std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
-    std::os::unix::fs::symlink("busybox", bin.join("true")).unwrap();
+    let (args, label) = match workload {
+        Some(w) => {
+            std::fs::copy(w, bin.join("workload")).unwrap();
+            (
+                vec!["/bin/workload".into(), "ready".into()],
+                "workload ready",
+            )
+        }
+        None => {
+            std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
+            std::os::unix::fs::symlink("busybox", bin.join("true")).unwrap();
+            (vec!["/bin/true".into()], "busybox true")
+        }
+    };
     let mut spec = oci_spec::runtime::Spec::default();
     let mut process = spec.process().clone().unwrap();
     process.set_terminal(Some(false));
-    process.set_args(Some(vec!["/bin/true".into()]));
+    process.set_args(Some(args));
     spec.set_process(Some(process));
     spec.save(dir.join("config.json")).unwrap();
+    label.into()
+}
+
+/// Where the runtimes keep their state: `ISOLAB_BENCH_STATE`, else /dev/shm, a tmpfs as
+/// /run (runc's and engine-oci's default roots) is on most hosts. On a disk file system
+/// each state.json rewrite can wait for a flush (ext4 flushes a file renamed over another).
+fn state_parent() -> tempfile::TempDir {
+    let parent = std::env::var_os("ISOLAB_BENCH_STATE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/dev/shm"));
+    tempfile::Builder::new()
+        .prefix("isolab-bench-")
+        .tempdir_in(&parent)
+        .or_else(|_| tempfile::tempdir())
+        .unwrap()
 }
 
 fn percentile(values: &mut [f64], p: f64) -> f64 {
@@ -47,6 +89,25 @@ fn wait_with_rusage(child: &std::process::Child) -> Result<(i32, libc::rusage), 
     Ok((status, usage))
 }
 
+/// One line per runtime: median and p90 of its samples.
+fn print_by_runtime(samples: BTreeMap<String, Vec<f64>>, ours: &str) {
+    for (name, mut v) in samples {
+        let label = if name == ours { "engine-oci" } else { &name };
+        println!(
+            "  {label:<20} median {:>7.2}  p90 {:>7.2}",
+            percentile(&mut v, 0.5),
+            percentile(&mut v, 0.9)
+        );
+    }
+}
+
+/// engine-oci builds print a TIMINGS line with `--timings`.
+fn is_engine_oci(runtime: &str) -> bool {
+    Path::new(runtime)
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("engine-oci"))
+}
+
 fn run_once(runtime: &str, root: &Path, bundle: &Path, id: &str) -> Result<Sample, String> {
     let mut cmd = Command::new(runtime);
     cmd.arg("--root")
@@ -54,7 +115,7 @@ fn run_once(runtime: &str, root: &Path, bundle: &Path, id: &str) -> Result<Sampl
         .args(["run", "-b"])
         .arg(bundle)
         .arg(id);
-    if runtime.ends_with("engine-oci") {
+    if is_engine_oci(runtime) {
         cmd.arg("--timings");
     }
     let log = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
@@ -95,12 +156,22 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(30);
     let dir = tempfile::tempdir().unwrap();
-    bundle(&dir.path().join("bundle"));
+    let state = state_parent();
     let ours = env!("CARGO_BIN_EXE_engine-oci").to_string();
+    let program = bundle(
+        &dir.path().join("bundle"),
+        workload_binary(Path::new(&ours)).as_deref(),
+    );
     let mut runtimes = vec![ours.clone()];
-    for other in ["crun", "runc"] {
+    let also = std::env::var("ISOLAB_BENCH_ALSO").unwrap_or_default();
+    let others = ["crun", "runc"]
+        .into_iter()
+        .chain(also.split(':').filter(|s| !s.is_empty()));
+    for other in others {
         // Compare only with runtimes that run this bundle here (crun 1.8 refuses hybrid cgroups).
-        let root = dir.path().join(format!("state-probe-{other}"));
+        let root = state
+            .path()
+            .join(format!("state-probe-{}", other.replace('/', "_")));
         match run_once(
             other,
             &root,
@@ -118,7 +189,7 @@ fn main() {
     for i in 0..runs + 3 {
         // Interleaved so drift hits every runtime alike; the first 3 rounds warm caches.
         for runtime in &runtimes {
-            let root = dir
+            let root = state
                 .path()
                 .join(format!("state-{}", runtime.replace('/', "_")));
             let sample = run_once(
@@ -135,6 +206,9 @@ fn main() {
             rss.entry(runtime.clone())
                 .or_default()
                 .push(sample.max_rss_kib / 1024.0);
+            if *runtime != ours {
+                continue;
+            }
             let parsed: serde_json::Value = sample
                 .timings
                 .map(|t| serde_json::from_str(&t).unwrap())
@@ -157,30 +231,18 @@ fn main() {
             percentile(&mut v, 0.9)
         );
     }
-    println!("wall time of `run` of /bin/true, start to exit (ms):");
-    for (name, mut v) in wall {
-        let label = if name == ours {
-            "engine-oci"
-        } else {
-            name.as_str()
-        };
-        println!(
-            "  {label:<20} median {:>7.2}  p90 {:>7.2}",
-            percentile(&mut v, 0.5),
-            percentile(&mut v, 0.9)
-        );
-    }
+    println!("wall time of `run` of {program}, start to exit (ms):");
+    let medians: BTreeMap<String, f64> = wall
+        .iter_mut()
+        .map(|(name, v)| (name.clone(), percentile(v, 0.5)))
+        .collect();
+    print_by_runtime(wall, &ours);
     println!("peak RSS of the runtime or anything it reaped (MiB):");
-    for (name, mut v) in rss {
-        let label = if name == ours {
-            "engine-oci"
-        } else {
-            name.as_str()
-        };
+    print_by_runtime(rss, &ours);
+    if let (Some(ours), Some(runc)) = (medians.get(&ours), medians.get("runc")) {
         println!(
-            "  {label:<20} median {:>7.2}  p90 {:>7.2}",
-            percentile(&mut v, 0.5),
-            percentile(&mut v, 0.9)
+            "engine-oci / runc median wall time: {:.2} (target: at most 0.5)",
+            ours / runc
         );
     }
 }

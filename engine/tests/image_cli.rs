@@ -8,16 +8,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
 
-use assert_cmd::Command;
+use common::{engine, is_root};
 use predicates::prelude::*;
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
-
-fn engine(root: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("engine").unwrap();
-    cmd.arg("--root").arg(root);
-    cmd
-}
 
 /// The static binary the images run (the workspace `workload`) and the arguments that
 /// make it print `READY`.
@@ -25,15 +19,34 @@ fn payload() -> (PathBuf, Vec<&'static str>) {
     (common::workload(), vec!["ready"])
 }
 
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
 fn have(tool: &str) -> bool {
     StdCommand::new(tool)
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success())
+}
+
+/// Makes `exe` in the context executable, builds the context as image `tag` in a new
+/// root and unpacks it there: the root and the bundle.
+fn build_and_unpack(ctx: &TempDir, exe: &str, tag: &str) -> (TempDir, PathBuf) {
+    fs::set_permissions(
+        ctx.path().join(exe),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let root = tempfile::tempdir().unwrap();
+    engine(root.path())
+        .args(["image", "build", "-t", tag])
+        .arg(ctx.path())
+        .assert()
+        .success();
+    let bundle = root.path().join("bundle");
+    engine(root.path())
+        .args(["image", "unpack", tag])
+        .arg(&bundle)
+        .assert()
+        .success();
+    (root, bundle)
 }
 
 /// A build context holding `files` and a Containerfile.
@@ -206,23 +219,7 @@ fn built_image_runs_under_runc_and_engine_with_the_same_output_as_on_the_host() 
         "FROM scratch\nCOPY payload /payload\nENTRYPOINT [\"/payload\"]\nCMD {args_json}\n"
     );
     let ctx = context(&file, &[("payload", &fs::read(&binary).unwrap())]);
-    fs::set_permissions(
-        ctx.path().join("payload"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let root = tempfile::tempdir().unwrap();
-    engine(root.path())
-        .args(["image", "build", "-t", "payload"])
-        .arg(ctx.path())
-        .assert()
-        .success();
-    let bundle = root.path().join("bundle");
-    engine(root.path())
-        .args(["image", "unpack", "payload"])
-        .arg(&bundle)
-        .assert()
-        .success();
+    let (root, bundle) = build_and_unpack(&ctx, "payload", "payload");
 
     let id = format!("isolab-test-{}", std::process::id());
     let in_runc = StdCommand::new("runc")
@@ -268,23 +265,7 @@ fn run_step_layer_holds_its_changes_and_deletions_as_root() {
     let file = "FROM scratch\nCOPY busybox /bin/busybox\nCOPY gone /etc/gone\n\
                 RUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox mkdir /out && echo $((6*7)) > /out/f && /bin/busybox rm /etc/gone\"]\nCMD [\"/bin/busybox\", \"true\"]\n";
     let ctx = context(file, &[("busybox", &busybox), ("gone", b"x")]);
-    fs::set_permissions(
-        ctx.path().join("busybox"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let root = tempfile::tempdir().unwrap();
-    engine(root.path())
-        .args(["image", "build", "-t", "ran"])
-        .arg(ctx.path())
-        .assert()
-        .success();
-    let bundle = root.path().join("bundle");
-    engine(root.path())
-        .args(["image", "unpack", "ran"])
-        .arg(&bundle)
-        .assert()
-        .success();
+    let (root, bundle) = build_and_unpack(&ctx, "busybox", "ran");
     assert_eq!(
         fs::read_to_string(bundle.join("rootfs/out/f")).unwrap(),
         "42\n"

@@ -7,6 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
+use common::assert_success;
 use oci_spec::runtime::Spec;
 use predicates::str::contains;
 use serde_json::Value;
@@ -76,13 +77,21 @@ impl Fixture {
         cmd
     }
 
+    /// `engine-oci run [extra] -b BUNDLE id`, to its end.
+    fn run(&self, id: &str, extra: &[&str]) -> std::process::Output {
+        self.oci()
+            .arg("run")
+            .args(extra)
+            .arg("-b")
+            .arg(self.bundle())
+            .arg(id)
+            .output()
+            .unwrap()
+    }
+
     fn state(&self, id: &str) -> Value {
         let out = self.oci().args(["state", id]).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success(&out);
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
@@ -148,18 +157,8 @@ fn root_run_gives_pid_1_own_hostname_and_own_mounts() {
         s.set_hostname(Some("isolab-box".into()));
     });
     let id = unique("run");
-    let out = f
-        .oci()
-        .args(["run", "--timings", "-b"])
-        .arg(f.bundle())
-        .arg(&id)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = f.run(&id, &["--timings"]);
+    assert_success(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let mut lines = stdout.lines();
     assert_eq!(lines.next(), Some("pid=1"));
@@ -197,13 +196,13 @@ fn root_run_gives_pid_1_own_hostname_and_own_mounts() {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    // cgroup_join only where v1 hierarchies need the init moved (v1 and hybrid hosts).
-    let v1 = std::fs::read_to_string("/proc/self/mounts")
-        .unwrap()
-        .lines()
-        .any(|l| l.contains(" cgroup "));
+    // cgroup_join only where v1 hierarchies need the init moved: on v1 hosts; hybrid
+    // ones need it only for limits, and this bundle sets none.
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let v1_only = mounts.lines().any(|l| l.contains(" cgroup "))
+        && !mounts.lines().any(|l| l.contains(" cgroup2 "));
     let mut expected = vec!["cgroups", "clone_namespaces"];
-    if v1 {
+    if v1_only {
         expected.push("cgroup_join");
     }
     expected.extend([
@@ -474,18 +473,8 @@ fn root_overlay_containers_of_one_image_do_not_see_each_others_writes() {
             s.set_hostname(Some(name.into()));
         });
         let id = unique(&format!("ovl-{name}"));
-        let out = f
-            .oci()
-            .args(["run", "-b"])
-            .arg(f.bundle())
-            .arg(&id)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = f.run(&id, &[]);
+        assert_success(&out);
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
             "base\n",
@@ -517,13 +506,7 @@ fn root_same_bundle_same_output_as_runc() {
         "echo pid=$$; hostname; ls /dev | sort | tr '\\n' ' '",
     ]);
     let id = unique("vsrunc");
-    let ours = f
-        .oci()
-        .args(["run", "-b"])
-        .arg(f.bundle())
-        .arg(&id)
-        .output()
-        .unwrap();
+    let ours = f.run(&id, &[]);
     let runc_root = f.dir.path().join("runc-state");
     let theirs = std::process::Command::new("runc")
         .arg("--root")
@@ -575,18 +558,8 @@ fn root_user_namespace_maps_container_root_to_an_unprivileged_host_uid() {
         .status()
         .unwrap();
     let id = unique("userns");
-    let out = f
-        .oci()
-        .args(["run", "-b"])
-        .arg(f.bundle())
-        .arg(&id)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = f.run(&id, &[]);
+    assert_success(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines[0], "0");
@@ -649,13 +622,7 @@ fn root_a_memory_limit_oom_kills_and_run_says_so() {
         serde_json::json!({"memory": {"limit": 16777216, "swap": 16777216}}),
     );
     let id = unique("oom");
-    let out = f
-        .oci()
-        .args(["run", "-b"])
-        .arg(f.bundle())
-        .arg(&id)
-        .output()
-        .unwrap();
+    let out = f.run(&id, &[]);
     assert_eq!(
         out.status.code(),
         Some(137),
@@ -671,6 +638,57 @@ fn root_a_memory_limit_oom_kills_and_run_says_so() {
 }
 
 #[test]
+fn root_a_hybrid_host_joins_only_the_v1_hierarchies_of_the_limits() {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let hybrid = mounts.contains(" cgroup2 ") && mounts.contains(" cgroup ");
+    if !hybrid {
+        eprintln!("skipping: not a hybrid cgroup host (v1 controllers plus cgroup2)");
+        return;
+    }
+    // Without a cgroup namespace, /proc/self/cgroup shows the host's paths.
+    let f = Fixture::new(&["cat", "/proc/self/cgroup"]);
+    f.write_config(|spec| {
+        let mut linux = spec.linux().clone().unwrap();
+        let namespaces = linux.namespaces().clone().unwrap_or_default();
+        linux.set_namespaces(Some(
+            namespaces
+                .into_iter()
+                .filter(|n| n.typ() != oci_spec::runtime::LinuxNamespaceType::Cgroup)
+                .collect(),
+        ));
+        spec.set_linux(Some(linux));
+    });
+    let id = unique("hybrid");
+    let cgroup_of = |controller: &str| {
+        let out = f.run(&id, &["--timings"]);
+        assert!(out.status.success(), "{out:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let joined = String::from_utf8_lossy(&out.stderr).contains("cgroup_join");
+        let line = stdout
+            .lines()
+            .find(|l| {
+                l.split(':')
+                    .nth(1)
+                    .is_some_and(|c| c.split(',').any(|c| c == controller))
+            })
+            .unwrap_or_else(|| panic!("no {controller} line in {stdout}"))
+            .to_string();
+        (line, stdout, joined)
+    };
+    let (memory, all, joined) = cgroup_of("memory");
+    assert!(!memory.contains("isolab"), "joined memory: {all}");
+    assert!(all.contains(&format!("0::/isolab/{id}")), "{all}");
+    assert!(!joined, "no limits, no cgroup_join");
+    limit(&f, serde_json::json!({"memory": {"limit": 1073741824}}));
+    let (memory, all, joined) = cgroup_of("memory");
+    assert!(memory.ends_with(&format!("/isolab/{id}")), "{all}");
+    let (pids, _, _) = cgroup_of("pids");
+    assert!(!pids.contains("isolab"), "joined pids: {all}");
+    assert!(joined, "a memory limit needs the v1 join");
+    f.assert_nothing_left(&id);
+}
+
+#[test]
 fn root_a_pids_limit_holds() {
     let f = Fixture::new(&[
         "sh",
@@ -679,13 +697,7 @@ fn root_a_pids_limit_holds() {
     ]);
     limit(&f, serde_json::json!({"pids": {"limit": 4}}));
     let id = unique("pids");
-    let out = f
-        .oci()
-        .args(["run", "-b"])
-        .arg(f.bundle())
-        .arg(&id)
-        .output()
-        .unwrap();
+    let out = f.run(&id, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("can't fork") || stderr.contains("Resource temporarily unavailable"),
@@ -703,18 +715,8 @@ fn root_the_workload_runs_as_pid_1_with_its_own_hostname() {
         s.set_hostname(Some("isolab-wl".into()));
     });
     let id = unique("workload");
-    let out = f
-        .oci()
-        .args(["run", "-b"])
-        .arg(f.bundle())
-        .arg(&id)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = f.run(&id, &[]);
+    assert_success(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let json = stdout
         .lines()
@@ -735,18 +737,8 @@ fn root_an_image_symlink_cannot_aim_mounts_or_device_nodes_at_the_host() {
     std::fs::create_dir(&outside).unwrap();
     std::os::unix::fs::symlink(&outside, f.bundle().join("rootfs/dev")).unwrap();
     let id = unique("symlink");
-    let out = f
-        .oci()
-        .args(["run", "-b"])
-        .arg(f.bundle())
-        .arg(&id)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = f.run(&id, &[]);
+    assert_success(&out);
     assert_eq!(
         std::fs::read_dir(&outside).unwrap().count(),
         0,

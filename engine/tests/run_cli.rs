@@ -1,24 +1,20 @@
 //! `engine run|ps|logs|stop|rm` driven as a user would, as root (containers need it),
 //! each test with its own temp `--root`, on a busybox image built by `engine image build`.
 
+mod common;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use assert_cmd::Command;
+use common::{engine, is_root};
 use predicates::prelude::*;
 use tempfile::TempDir;
-
-fn engine(root: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("engine").unwrap();
-    cmd.arg("--root").arg(root);
-    cmd
-}
 
 /// A root holding image `bb` (static busybox, CMD `sh -c`), or None (with the reason
 /// printed) where the host cannot run containers.
 fn root_with_busybox() -> Option<TempDir> {
-    if !nix::unistd::geteuid().is_root() {
+    if !is_root() {
         eprintln!("skipping: running containers needs root");
         return None;
     }
@@ -41,6 +37,13 @@ fn root_with_busybox() -> Option<TempDir> {
         .assert()
         .success();
     Some(root)
+}
+
+/// Fails the test if a container's directory is left under `root`.
+#[track_caller]
+fn assert_nothing_left(root: &Path) {
+    let left = leftovers(root);
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 fn leftovers(root: &Path) -> Vec<String> {
@@ -80,11 +83,7 @@ fn container_is_pid_1_with_its_own_hostname_and_exit_status() {
                 .and(predicate::str::contains("image_layers_bundle"))
                 .and(predicate::str::contains("rootfs_overlay")),
         );
-    assert!(
-        leftovers(root.path()).is_empty(),
-        "--rm leaves nothing: {:?}",
-        leftovers(root.path())
-    );
+    assert_nothing_left(root.path());
 }
 
 #[test]
@@ -132,7 +131,7 @@ fn two_containers_of_one_image_do_not_see_each_others_writes() {
         .args(["rm", "a", "b"])
         .assert()
         .success();
-    assert!(leftovers(root.path()).is_empty());
+    assert_nothing_left(root.path());
 }
 
 #[test]
@@ -228,7 +227,7 @@ fn detached_container_logs_stops_and_is_removed() {
         .success()
         .stdout(predicate::str::contains("bg").not());
     engine(root.path()).args(["rm", "bg"]).assert().success();
-    assert!(leftovers(root.path()).is_empty());
+    assert_nothing_left(root.path());
 }
 
 #[test]
@@ -273,11 +272,7 @@ fn run_errors_are_clear_and_leave_nothing() {
         .assert()
         .failure()
         .stderr(predicate::str::contains("injected failure at network"));
-    assert!(
-        leftovers(root.path()).is_empty(),
-        "{:?}",
-        leftovers(root.path())
-    );
+    assert_nothing_left(root.path());
 }
 
 #[test]
@@ -324,7 +319,7 @@ fn memory_limit_oom_kills_and_is_reported() {
         .assert()
         .success()
         .stdout("survived\n");
-    assert!(leftovers(root.path()).is_empty());
+    assert_nothing_left(root.path());
 }
 
 #[test]
@@ -371,5 +366,5 @@ fn network_modes_give_loopback_only_or_a_bridge_address() {
         .assert()
         .success()
         .stdout("eth0 lo ");
-    assert!(leftovers(root.path()).is_empty());
+    assert_nothing_left(root.path());
 }

@@ -126,6 +126,20 @@ impl Cgroup {
             .try_for_each(|dir| files::write(dir, "cgroup.procs", &pid.to_string()))
     }
 
+    /// Moves `pid`, already in the cgroup2 directory (cloned into it), into the cgroup's
+    /// v1 hierarchies: what [`add_process`](Self::add_process) would do beyond that.
+    pub fn add_process_to_v1(&self, pid: i32) -> Result<(), CgroupError> {
+        self.v1_dirs
+            .iter()
+            .try_for_each(|(_, dir)| files::write(dir, "cgroup.procs", &pid.to_string()))
+    }
+
+    /// Whether the cgroup has v1 directories, which a task must be moved into by a
+    /// `cgroup.procs` write (see [`add_process_to_v1`](Self::add_process_to_v1)).
+    pub fn has_v1_dirs(&self) -> bool {
+        !self.v1_dirs.is_empty()
+    }
+
     /// Whether the kernel OOM-killed a task of this cgroup.
     pub fn oom_killed(&self) -> bool {
         match (self.mode, self.memory_dir()) {
@@ -238,19 +252,23 @@ fn check_path(path: &str) -> Result<PathBuf, CgroupError> {
     Ok(PathBuf::from(path))
 }
 
-/// The directories a cgroup of `rel` has (or would have) under `root`.
+/// The directories a cgroup of `rel` has (or would have) under `root`, in every hierarchy.
 fn layout(root: &CgroupRoot, rel: &Path) -> Cgroup {
-    let v1_dirs: Vec<(PathBuf, PathBuf)> = if root.mode() == CgroupMode::V2 {
-        Vec::new()
-    } else {
-        root.v1_mounts()
-            .into_iter()
-            .map(|m| (m.to_path_buf(), m.join(rel)))
-            .collect()
-    };
+    layout_in(root, rel, |_| true)
+}
+
+/// The directories of a cgroup of `rel` under `root`, in the v1 hierarchies of the
+/// controllers (by name) that `wanted` accepts, and in the cgroup2 tree.
+fn layout_in(root: &CgroupRoot, rel: &Path, wanted: impl Fn(&str) -> bool) -> Cgroup {
+    let v1 = root.mode() != CgroupMode::V2;
+    let v1_dirs: Vec<(PathBuf, PathBuf)> = root
+        .v1_mounts_where(|name| v1 && wanted(name))
+        .into_iter()
+        .map(|m| (m.to_path_buf(), m.join(rel)))
+        .collect();
     let v1_by_controller = [Controller::Memory, Controller::Cpu, Controller::Pids]
         .into_iter()
-        .filter(|_| root.mode() != CgroupMode::V2)
+        .filter(|c| v1 && wanted(c.name()))
         .filter_map(|c| root.v1_mount_of(c).map(|m| (c, m.join(rel))))
         .collect();
     let unified = root.unified().map(|m| (m.to_path_buf(), m.join(rel)));
@@ -261,6 +279,18 @@ fn layout(root: &CgroupRoot, rel: &Path) -> Cgroup {
         v1_by_controller,
         unified,
     }
+}
+
+/// Whether a new cgroup gets a directory in the v1 hierarchy of controller `name`.
+///
+/// On a v1 host, in all of them: they are all that tracks the container's tasks. On a
+/// hybrid host the cgroup2 directory tracks them (the init is cloned into it for free), so
+/// only the controllers that `needed` limits get one: moving a task into a v1 hierarchy
+/// costs an RCU grace period (9-25 ms on the build host), most of a container's start.
+/// `cpuacct` goes with `cpu`, as the two are usually mounted together.
+fn v1_wanted(mode: CgroupMode, needed: &[Controller], name: &str) -> bool {
+    let serves = |c: &Controller| c.name() == name || (*c == Controller::Cpu && name == "cpuacct");
+    mode == CgroupMode::V1 || needed.iter().any(serves)
 }
 
 fn create_v2(
@@ -289,7 +319,8 @@ fn create_v1(
     created: &mut Vec<PathBuf>,
 ) -> Result<Cgroup, CgroupError> {
     let settings = resources::v1_settings(resources)?;
-    let cgroup = layout(root, rel);
+    let needed = resources::controllers_of(&settings);
+    let cgroup = layout_in(root, rel, |name| v1_wanted(root.mode(), &needed, name));
     for (mount, _) in cgroup.v1_dirs.iter().chain(cgroup.unified.iter()) {
         files::make_dirs(mount, rel, |_| Ok(()), created)?;
     }

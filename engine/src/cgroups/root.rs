@@ -110,10 +110,11 @@ impl CgroupRoot {
         self.v1_mount(controller.name())
     }
 
-    /// Every distinct v1 mount point isolab creates a directory in, in a fixed order.
-    pub(crate) fn v1_mounts(&self) -> Vec<&Path> {
+    /// The distinct v1 mount points of the controllers (by name) that `wanted` accepts,
+    /// in a fixed order.
+    pub(crate) fn v1_mounts_where(&self, wanted: impl Fn(&str) -> bool) -> Vec<&Path> {
         let mut out: Vec<&Path> = Vec::new();
-        for ctl in V1_CONTROLLERS {
+        for ctl in V1_CONTROLLERS.into_iter().filter(|c| wanted(c)) {
             if let Some(p) = self.v1_mount(ctl) {
                 if !out.contains(&p) {
                     out.push(p);
@@ -161,7 +162,7 @@ mod tests {
             Some(Path::new("/sys/fs/cgroup/cpuacct"))
         );
         assert_eq!(root.unified(), Some(Path::new("/sys/fs/cgroup/unified")));
-        assert_eq!(root.v1_mounts().len(), 4);
+        assert_eq!(root.v1_mounts_where(|_| true).len(), 4);
     }
 
     #[test]
@@ -171,7 +172,7 @@ mod tests {
         let root = CgroupRoot::from_mounts(m, Path::new(ROOT)).unwrap();
         assert_eq!(root.mode(), CgroupMode::V1);
         assert_eq!(root.v1_mount("cpu"), root.v1_mount("cpuacct"));
-        assert_eq!(root.v1_mounts().len(), 2);
+        assert_eq!(root.v1_mounts_where(|_| true).len(), 2);
         assert_eq!(root.unified(), None);
     }
 

@@ -10,7 +10,7 @@ use oci_spec::runtime::{
 fn fake(mode: CgroupMode) -> (tempfile::TempDir, CgroupRoot) {
     let tmp = tempfile::tempdir().unwrap();
     let root = CgroupRoot::at(mode, tmp.path().to_path_buf());
-    for m in root.v1_mounts() {
+    for m in root.v1_mounts_where(|_| true) {
         std::fs::create_dir_all(m).unwrap();
     }
     if let Some(u) = root.unified() {
@@ -84,6 +84,58 @@ fn hybrid_limits_go_to_v1_and_cgroup2_only_tracks() {
 }
 
 #[test]
+fn hybrid_without_limits_has_only_the_cgroup2_directory() {
+    // Each v1 hierarchy a container joins costs an RCU grace period (9-25 ms) at start.
+    let (tmp, root) = fake(CgroupMode::Hybrid);
+    let cg = Cgroup::create(&root, "isolab/c1", None).unwrap();
+    assert!(tmp.path().join("unified/isolab/c1").is_dir());
+    for dir in ["memory", "pids", "cpu", "cpuacct"] {
+        assert!(!tmp.path().join(dir).join("isolab").exists(), "{dir} made");
+    }
+    assert!(!cg.has_v1_dirs());
+    assert_eq!(cg.v1_dir(Controller::Memory), None);
+    cg.add_process_to_v1(4242).unwrap();
+    assert!(!tmp.path().join("unified/isolab/c1/cgroup.procs").exists());
+    cg.destroy().unwrap();
+    assert!(!tmp.path().join("unified/isolab").exists());
+}
+
+#[test]
+fn hybrid_joins_only_the_hierarchies_its_limits_need() {
+    let (tmp, root) = fake(CgroupMode::Hybrid);
+    let memory_only = LinuxResourcesBuilder::default()
+        .memory(
+            LinuxMemoryBuilder::default()
+                .limit(1i64 << 30)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let cg = Cgroup::create(&root, "isolab/c1", Some(&memory_only)).unwrap();
+    assert!(cg.has_v1_dirs());
+    cg.add_process_to_v1(4242).unwrap();
+    let base = tmp.path();
+    assert_eq!(read(base, "memory/isolab/c1/cgroup.procs"), "4242");
+    for dir in ["pids", "cpu", "cpuacct"] {
+        assert!(!base.join(dir).join("isolab").exists(), "{dir} made");
+    }
+    // The clone put the task in the cgroup2 directory; only v1 is written.
+    assert!(!base.join("unified/isolab/c1/cgroup.procs").exists());
+}
+
+#[test]
+fn v1_hosts_get_every_hierarchy_even_without_limits() {
+    // Without a cgroup2 tree the v1 hierarchies are all that tracks the tasks.
+    let (tmp, root) = fake(CgroupMode::V1);
+    let cg = Cgroup::create(&root, "isolab/c1", None).unwrap();
+    for dir in ["memory", "pids", "cpu", "cpuacct"] {
+        assert!(tmp.path().join(dir).join("isolab/c1").is_dir(), "{dir}");
+    }
+    assert!(cg.has_v1_dirs());
+}
+
+#[test]
 fn v1_oom_and_memory_are_read_from_the_memory_hierarchy() {
     let (tmp, root) = fake(CgroupMode::V1);
     let cg = Cgroup::create(&root, "isolab/c1", None).unwrap();
@@ -138,7 +190,7 @@ fn open_finds_existing_groups_and_refuses_missing_ones() {
     let (_tmp, root) = fake(CgroupMode::Hybrid);
     Cgroup::create(&root, "isolab/c1", None).unwrap();
     let cg = Cgroup::open(&root, "isolab/c1").unwrap();
-    assert!(cg.v1_dir(Controller::Pids).unwrap().is_dir());
+    assert!(cg.unified_dir().unwrap().is_dir());
     assert!(matches!(
         Cgroup::open(&root, "isolab/c2"),
         Err(CgroupError::NotFound(_))

@@ -16,9 +16,8 @@ use oci_spec::runtime::{ContainerState, LinuxIdMapping, Spec};
 
 use super::state::{live_start_time, ContainerRecord};
 use super::{bundle, ContainerError, Runtime};
-use crate::cgroups::mode::CgroupMode;
 use crate::cgroups::Cgroup;
-use crate::network::{self, NetworkHandle, NetworkRequest};
+use crate::network::{self, NetworkHandle, NetworkMode, NetworkRequest};
 use crate::process::init::InitChannels;
 use crate::process::sync::{self, Pipes, Report};
 use crate::process::{self, InitPlan, ProcessError};
@@ -152,6 +151,7 @@ fn plan(id: &str, bundle_path: &Path, state_dir: &Path) -> Result<Plan, Containe
         clone_flags,
         cgroup_ns,
         hostname,
+        loopback_up: network.loopback_by_init(),
         rootfs: RootfsPlan {
             cgroup_dir: v2_base()
                 .map(|b| b.join(bundle::cgroup_path(&spec, id).trim_start_matches('/'))),
@@ -284,7 +284,10 @@ impl Runtime {
             bundle: plan.bundle.clone(),
             annotations: plan.spec.annotations().clone().unwrap_or_default(),
             created_unix: now_unix(),
-            cgroup_path: None,
+            // Known before the cgroup exists, so that one save covers both (each save
+            // replaces state.json, which costs a flush on ext4) and `delete --force` after
+            // a crash finds the cgroup.
+            cgroup_path: Some(bundle::cgroup_path(&plan.spec, id)),
             network: None,
         };
         record.save(&state_dir)?;
@@ -309,7 +312,7 @@ impl Runtime {
             .map_err(|e| ContainerError::Io("creating fifo", fifo.clone(), e.into()))?;
         hook(opts, "cgroups")?;
         let since = Instant::now();
-        create_cgroup(plan, record, rollback, dir)?;
+        create_cgroup(plan, &record.id, rollback)?;
         t.record("cgroups", since);
 
         hook(opts, "clone_namespaces")?;
@@ -331,18 +334,17 @@ impl Runtime {
         record.pid_start_time = live_start_time(pid.as_raw());
         record.save(dir)?;
         t.record("clone_namespaces", since);
-        if !init.placed || has_v1_hierarchies() {
-            let since = Instant::now();
-            if let Some(cgroup) = &rollback.cgroup {
-                cgroup.add_process(pid.as_raw())?;
-            }
-            t.record("cgroup_join", since);
+        if let Some(cgroup) = &rollback.cgroup {
+            join_cgroup(cgroup, pid, init.placed, t)?;
         }
 
         hook(opts, "network")?;
         let since = Instant::now();
         setup_network(plan, record, rollback, (dir, &self.root), pid)?;
-        t.record("network", since);
+        if !plan.init.loopback_up {
+            // Otherwise the init times its own loopback setup as `network`.
+            t.record("network", since);
+        }
 
         sync::send_go(&pipes.go_write)?;
         t.phases.extend(await_ready(&mut pipes.report)?);
@@ -373,16 +375,25 @@ impl Runtime {
     }
 }
 
-/// Whether the init, born in its v2 cgroup, must still be moved into v1 controller
-/// hierarchies (v1 and hybrid hosts). Moving costs an RCU grace period (15-25 ms on the
-/// build host), the largest single step of a start; on a pure v2 host CLONE_INTO_CGROUP
-/// has done everything.
-fn has_v1_hierarchies() -> bool {
-    matches!(cgroup_mode(), CgroupMode::V1 | CgroupMode::Hybrid)
-}
-
-fn cgroup_mode() -> CgroupMode {
-    super::cgroup_root().map_or(CgroupMode::None, |r| r.mode())
+/// Moves the init into the parts of its cgroup that the clone did not put it in: the v1
+/// hierarchies (v1 hosts, and hybrid ones where limits need v1 controllers), or every
+/// hierarchy when CLONE_INTO_CGROUP was not available. Each move costs an RCU grace period
+/// (9-25 ms on the build host), the largest single step of a start, so the step (and its
+/// `cgroup_join` timing) is skipped when the clone has done everything.
+fn join_cgroup(
+    cgroup: &Cgroup,
+    pid: Pid,
+    placed: bool,
+    t: &mut Timings,
+) -> Result<(), ContainerError> {
+    let since = Instant::now();
+    match (placed, cgroup.has_v1_dirs()) {
+        (true, false) => return Ok(()),
+        (true, true) => cgroup.add_process_to_v1(pid.as_raw())?,
+        (false, _) => cgroup.add_process(pid.as_raw())?,
+    }
+    t.record("cgroup_join", since);
+    Ok(())
 }
 
 /// Where the host's cgroup v2 hierarchy is mounted (v2 and hybrid hosts).
@@ -400,15 +411,8 @@ fn open_v2_dir(cgroup: Option<&Cgroup>) -> Option<std::os::fd::OwnedFd> {
     Some(dir.into())
 }
 
-fn create_cgroup(
-    plan: &Plan,
-    record: &mut ContainerRecord,
-    rollback: &mut Rollback,
-    dir: &Path,
-) -> Result<(), ContainerError> {
-    let path = bundle::cgroup_path(&plan.spec, &record.id);
-    record.cgroup_path = Some(path.clone());
-    record.save(dir)?;
+fn create_cgroup(plan: &Plan, id: &str, rollback: &mut Rollback) -> Result<(), ContainerError> {
+    let path = bundle::cgroup_path(&plan.spec, id);
     let resources = plan
         .spec
         .linux()
@@ -430,8 +434,14 @@ fn setup_network(
         netns_pid: pid.as_raw(),
         state_root: state_root.into(),
     };
-    let handle = network::setup(plan.network, &request)?;
+    let handle = network::setup_host_side(plan.network, &request)?;
+    let undo = handle.mode == NetworkMode::Bridge;
     record.network = Some(handle.clone());
     rollback.network = Some(handle);
-    record.save(dir)
+    // Only a bridge leaves host objects that `delete --force` must find after a crash;
+    // otherwise the next save ("created") records the handle.
+    if undo {
+        record.save(dir)?;
+    }
+    Ok(())
 }

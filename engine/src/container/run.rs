@@ -143,7 +143,7 @@ impl Runtime {
         created: &mut Created,
     ) -> Result<Timings, ContainerError> {
         let since = Instant::now();
-        self.start(id)?;
+        self.release_init(id)?;
         match sync::read_report(&mut created.report)? {
             None => {}
             Some(Report::Error(msg)) => return Err(ProcessError::InitFailed(msg).into()),

@@ -14,6 +14,16 @@ impl Runtime {
     /// Starts created container `id`.
     pub fn start(&self, id: &str) -> Result<(), ContainerError> {
         let since = Instant::now();
+        let dir = self.release_init(id)?;
+        let mut t = Timings::load(&dir);
+        t.record("start", since);
+        let _ = t.save(&dir);
+        Ok(())
+    }
+
+    /// `start` without its timings record (`run` records `exec` instead): lets the init
+    /// exec and marks the container running. Returns its state dir.
+    pub(crate) fn release_init(&self, id: &str) -> Result<std::path::PathBuf, ContainerError> {
         let mut record = self.load(id)?;
         if record.status != ContainerState::Created {
             return Err(ContainerError::BadState {
@@ -42,9 +52,6 @@ impl Runtime {
         let _ = std::fs::remove_file(&fifo);
         record.status = ContainerState::Running;
         record.save(&dir)?;
-        let mut t = Timings::load(&dir);
-        t.record("start", since);
-        let _ = t.save(&dir);
-        Ok(())
+        Ok(dir)
     }
 }

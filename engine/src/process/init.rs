@@ -1,5 +1,5 @@
 //! The container's init, in the cloned child: wait for the engine's go, unshare the cgroup
-//! namespace, build the rootfs, set the hostname and credentials, report ready, wait for
+//! namespace, bring its loopback up (network `none`), build the rootfs, set the hostname and credentials, report ready, wait for
 //! `start` on the exec fifo, then execve. Each error is reported to the engine and ends
 //! the child; its mounts vanish with its mount namespace.
 
@@ -73,6 +73,9 @@ fn prepare(
     }
     if plan.cgroup_ns {
         sys.unshare(CloneFlags::CLONE_NEWCGROUP)?;
+    }
+    if plan.loopback_up {
+        step(t, hook, "network", || Ok(sys.set_link_up("lo")?))?;
     }
     let rootfs_err = |e: rootfs::RootfsError| ProcessError::Init(e.to_string());
     step(t, hook, "rootfs_overlay", || {

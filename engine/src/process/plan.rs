@@ -50,6 +50,8 @@ pub struct InitPlan {
     pub cgroup_ns: bool,
     /// Hostname to set (needs a UTS namespace).
     pub hostname: Option<String>,
+    /// Bring the loopback of the init's own network namespace up (network mode `none`).
+    pub loopback_up: bool,
     /// The file system.
     pub rootfs: RootfsPlan,
     /// The process.

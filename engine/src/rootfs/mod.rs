@@ -248,6 +248,9 @@ mod tests {
             fn touch(&self, p: &Path) -> Result<(), SyscallError> {
                 self.0.touch(p)
             }
+            fn set_link_up(&self, n: &str) -> Result<(), SyscallError> {
+                self.0.set_link_up(n)
+            }
         }
         let sys = NotDir(RecordingSyscall::new());
         pivot::mask_paths(&sys, &["/proc/acpi".into()]).unwrap();

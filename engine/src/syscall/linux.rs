@@ -5,7 +5,9 @@ use std::path::Path;
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
 use nix::sched::CloneFlags;
+use nix::sys::socket::{AddressFamily, SockFlag, SockType};
 use nix::sys::stat::{makedev, Mode, SFlag};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use super::{MountArgs, Syscall, SyscallError};
 
@@ -101,6 +103,22 @@ impl Syscall for LinuxSyscall {
             .map(drop)
             .map_err(|e| SyscallError::new("create", path_str(path), io_errno(&e)))
     }
+
+    fn set_link_up(&self, name: &str) -> Result<(), SyscallError> {
+        let err = |e| SyscallError::new("setting link up", name, e);
+        let mut req = ifreq_named(name).ok_or(err(Errno::EINVAL))?;
+        let sock = nix::sys::socket::socket(
+            AddressFamily::Inet,
+            SockType::Datagram,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .map_err(err)?;
+        if_flags(&sock, libc::SIOCGIFFLAGS, &mut req).map_err(err)?;
+        // SAFETY: SIOCGIFFLAGS succeeded, so the kernel filled the union's `ifru_flags`.
+        unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+        if_flags(&sock, libc::SIOCSIFFLAGS, &mut req).map_err(err)
+    }
 }
 
 /// Applies `flags` to `path` with MS_* propagation flags only (no source, no type).
@@ -111,5 +129,46 @@ pub fn propagation(path: &Path, flags: MsFlags) -> MountArgs {
         fstype: None,
         flags,
         data: None,
+    }
+}
+
+/// An `ifreq` naming interface `name`, or `None` when the name does not fit.
+fn ifreq_named(name: &str) -> Option<libc::ifreq> {
+    if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains('\0') {
+        return None;
+    }
+    // SAFETY: ifreq is a plain C struct (a char array and a union of integers and
+    // addresses) for which all-zero bytes are a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
+        *dst = src as libc::c_char;
+    }
+    Some(req)
+}
+
+/// ioctl `request` (SIOCGIFFLAGS or SIOCSIFFLAGS) on `sock` with `req`.
+fn if_flags(sock: &OwnedFd, request: libc::c_ulong, req: &mut libc::ifreq) -> Result<(), Errno> {
+    // SAFETY: both requests read and write exactly one `struct ifreq`, which `req` is and
+    // which outlives the call; its name is NUL-terminated (see `ifreq_named`).
+    let ret = unsafe { libc::ioctl(sock.as_raw_fd(), request, req as *mut libc::ifreq) };
+    Errno::result(ret).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interface_names_that_do_not_fit_an_ifreq_are_refused() {
+        let req = ifreq_named("lo").unwrap();
+        assert_eq!(
+            req.ifr_name[..3],
+            [b'l' as libc::c_char, b'o' as libc::c_char, 0]
+        );
+        for bad in ["", "a-name-of-16-chr", "l\0o"] {
+            assert!(ifreq_named(bad).is_none(), "{bad:?}");
+        }
+        let err = LinuxSyscall.set_link_up("a-name-of-16-chr").unwrap_err();
+        assert_eq!(err.errno, Errno::EINVAL);
     }
 }

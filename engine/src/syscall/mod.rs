@@ -80,4 +80,6 @@ pub trait Syscall {
     fn mkdir_all(&self, path: &Path) -> Result<(), SyscallError>;
     /// Creates an empty file (and its parents) to bind a file onto.
     fn touch(&self, path: &Path) -> Result<(), SyscallError>;
+    /// Sets the network interface `name` up (ioctl SIOCSIFFLAGS with IFF_UP).
+    fn set_link_up(&self, name: &str) -> Result<(), SyscallError>;
 }

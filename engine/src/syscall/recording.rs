@@ -33,6 +33,8 @@ pub enum Call {
     MkdirAll(PathBuf),
     /// Create an empty file.
     Touch(PathBuf),
+    /// Set a network interface up.
+    LinkUp(String),
 }
 
 impl Call {
@@ -120,6 +122,9 @@ impl Syscall for RecordingSyscall {
     }
     fn touch(&self, path: &Path) -> Result<(), SyscallError> {
         self.record("create", Call::Touch(path.into()))
+    }
+    fn set_link_up(&self, name: &str) -> Result<(), SyscallError> {
+        self.record("set_link_up", Call::LinkUp(name.into()))
     }
 }
 

@@ -2,8 +2,11 @@
 
 #![allow(dead_code)] // each test file uses a different subset
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Output;
 use std::sync::OnceLock;
+
+use assert_cmd::Command;
 
 /// The real `workload` binary next to `engine`, built by cargo once per test binary:
 /// engine does not depend on it, so `cargo test -p engine` alone does not build it,
@@ -33,4 +36,26 @@ pub fn workload() -> PathBuf {
             path
         })
         .clone()
+}
+
+/// The docker-like `engine` binary with its own state `--root`.
+pub fn engine(root: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("engine").unwrap();
+    cmd.arg("--root").arg(root);
+    cmd
+}
+
+/// Whether the tests run as root (containers, mounts and cgroups need it).
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Fails the test with the command's stderr unless it exited successfully.
+#[track_caller]
+pub fn assert_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
