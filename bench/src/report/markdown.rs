@@ -243,9 +243,10 @@ fn plot_section(md: &mut String, plots: &[Plot]) {
     }
 }
 
-/// Scenario names of a run in report order.
+/// Scenario names of a run in report order: the run order, then unknown scenarios
+/// (from other isolab versions) in name order.
 fn scenario_names(runs: &[Run]) -> Vec<String> {
-    let mut names: Vec<String> = view::SCENARIO_ORDER
+    let mut names: Vec<String> = crate::scenarios::SCENARIO_NAMES
         .iter()
         .map(|s| (*s).to_owned())
         .collect();

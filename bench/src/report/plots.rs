@@ -14,6 +14,7 @@ use super::claims;
 use super::summary::{box_stats, BoxStats};
 use super::view::{self, num, Run};
 use super::ReportError;
+use crate::models::MODEL_NAMES;
 
 /// DejaVu Sans (licence in `bench/assets/DejaVuSans-LICENSE.txt`).
 static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
@@ -45,25 +46,13 @@ const PALETTE: [RGBColor; 20] = [
     RGBColor(0xba, 0xb0, 0xac),
 ];
 
-/// Models in a fixed order, so a model keeps its colour across plots.
-const MODEL_ORDER: &[&str] = &[
-    "native",
-    "container",
-    "runc",
-    "crun",
-    "youki",
-    "microvm",
-    "microvm-linux",
-    "qemu",
-    "firecracker",
-];
-
-/// The colour of a model.
+/// The colour of a model: by its place in the fixed model list, so a model keeps its
+/// colour across plots and reports.
 fn model_color(model: &str) -> RGBColor {
-    let i = MODEL_ORDER
+    let i = MODEL_NAMES
         .iter()
         .position(|m| *m == model)
-        .unwrap_or(MODEL_ORDER.len() + model.len());
+        .unwrap_or(MODEL_NAMES.len() + model.len());
     PALETTE[i % PALETTE.len()]
 }
 

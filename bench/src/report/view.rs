@@ -28,23 +28,6 @@ pub(crate) fn kind(model: &str) -> Kind {
     }
 }
 
-/// Scenario order in the report; unknown scenarios follow in name order.
-pub(crate) const SCENARIO_ORDER: &[&str] = &[
-    "startup",
-    "memory",
-    "density",
-    "cpu",
-    "mem",
-    "syscall",
-    "fileio",
-    "net",
-    "isolation",
-    "image",
-    "interference",
-    "limits",
-    "volume",
-];
-
 /// The throughput scenarios, reported relative to native.
 pub(crate) const THROUGHPUT: &[&str] = &["cpu", "mem", "syscall", "fileio", "net"];
 
