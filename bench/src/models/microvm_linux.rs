@@ -141,11 +141,10 @@ impl Model for MicrovmLinux {
             .ok_or("microvm-linux was not prepared")?;
         let mut cmd = Command::new(&self.env.tools.microvm);
         cmd.arg("run").arg("--kernel").arg(kernel(&self.env)?);
-        cmd.arg("--initrd")
-            .arg(initrd)
-            .arg("--cmdline")
-            .arg(guest_cmdline(&launch.args));
-        cmd.arg("--stats");
+        cmd.arg("--initrd").arg(initrd).arg("--stats");
+        // The monitor's default kernel parameters match its devices; the workload's
+        // arguments follow `--`, which the monitor hands to init.
+        cmd.arg("--").args(&launch.args);
         Ok(cmd)
     }
 
