@@ -41,15 +41,15 @@ fn is_elf(path: &Path) -> bool {
 }
 
 /// Firecracker's `--config-file` JSON for one launch.
-fn config(kernel: &Path, initrd: &Path, args: &[String]) -> serde_json::Value {
+fn config(kernel: &Path, initrd: &Path, launch: &Launch) -> serde_json::Value {
     serde_json::json!({
         "boot-source": {
             "kernel_image_path": kernel,
             "initrd_path": initrd,
-            "boot_args": guest_cmdline(args),
+            "boot_args": guest_cmdline(&launch.args),
         },
         "drives": [],
-        "machine-config": { "vcpu_count": 1, "mem_size_mib": 256 },
+        "machine-config": { "vcpu_count": 1, "mem_size_mib": launch.guest_mem_mib() },
     })
 }
 
@@ -99,7 +99,7 @@ impl Model for Firecracker {
             .env
             .scratch
             .join(format!("{}.firecracker.json", launch.id));
-        let json = config(kernel(&self.env)?, initrd, &launch.args);
+        let json = config(kernel(&self.env)?, initrd, launch);
         std::fs::write(&path, json.to_string())
             .map_err(|e| format!("writing {}: {e}", path.display()))?;
         let mut cmd = Command::new(program);
@@ -122,11 +122,18 @@ mod tests {
 
     #[test]
     fn config_names_kernel_initrd_and_args() {
-        let c = config(Path::new("/k"), Path::new("/i"), &["ready".into()]);
+        let launch = Launch {
+            id: "i".into(),
+            args: vec!["mem".into(), "--size-mib".into(), "128".into()],
+            host_network: false,
+            memory_limit_mib: None,
+        };
+        let c = config(Path::new("/k"), Path::new("/i"), &launch);
         assert_eq!(c["boot-source"]["kernel_image_path"], "/k");
+        assert_eq!(c["machine-config"]["mem_size_mib"], 384);
         assert!(c["boot-source"]["boot_args"]
             .as_str()
             .unwrap()
-            .ends_with("-- ready"));
+            .ends_with("-- mem --size-mib 128"));
     }
 }

@@ -52,7 +52,9 @@ impl Model for Microvm {
 
     fn command(&self, launch: &Launch) -> Result<Command, String> {
         let mut cmd = Command::new(&self.env.tools.microvm);
-        cmd.args(["exec", "--stats", "--"])
+        cmd.args(["exec", "--stats", "--mem"])
+            .arg(launch.guest_mem_mib().to_string())
+            .arg("--")
             .arg(&self.env.tools.workload);
         cmd.args(&launch.args);
         Ok(cmd)

@@ -142,6 +142,7 @@ impl Model for MicrovmLinux {
         let mut cmd = Command::new(&self.env.tools.microvm);
         cmd.arg("run").arg("--kernel").arg(kernel(&self.env)?);
         cmd.arg("--initrd").arg(initrd).arg("--stats");
+        cmd.arg("--mem").arg(launch.guest_mem_mib().to_string());
         // The monitor's default kernel parameters match its devices; the workload's
         // arguments follow `--`, which the monitor hands to init.
         cmd.arg("--").args(&launch.args);

@@ -106,6 +106,33 @@ pub struct Launch {
     pub memory_limit_mib: Option<u64>,
 }
 
+/// Guest RAM of a VM model when the workload needs no more, MiB.
+pub const GUEST_MEM_MIB: u64 = 256;
+/// What a Linux guest keeps for itself (kernel, initramfs, page cache) beside the
+/// workload's buffers, MiB; the kernel-less guest needs less, the same margin serves.
+const GUEST_MEM_HEADROOM_MIB: u64 = 128;
+
+impl Launch {
+    /// Guest RAM a VM model gives this launch: [`GUEST_MEM_MIB`], or more when the
+    /// workload's buffers need it (`mem --size-mib N` copies between two buffers of N
+    /// MiB). Guest RAM is mapped lazily on the host, so only what the guest touches costs.
+    pub fn guest_mem_mib(&self) -> u64 {
+        let size_mib = self
+            .args
+            .iter()
+            .position(|a| a == "--size-mib")
+            .and_then(|i| self.args.get(i + 1))
+            .and_then(|n| n.parse::<u64>().ok());
+        let needed = match (self.args.first().map(String::as_str), size_mib) {
+            (Some("mem"), Some(n)) => 2 * n + GUEST_MEM_HEADROOM_MIB,
+            (Some("fileio"), Some(n)) => n + GUEST_MEM_HEADROOM_MIB,
+            _ => 0,
+        };
+        // The monitor takes an even number of MiB.
+        needed.max(GUEST_MEM_MIB).next_multiple_of(2)
+    }
+}
+
 /// What a model found when it prepared for this host.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Prepared {
@@ -232,6 +259,29 @@ fn count_syscalls(kallsyms: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn launch(args: &[&str]) -> Launch {
+        Launch {
+            id: "i".into(),
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            host_network: false,
+            memory_limit_mib: None,
+        }
+    }
+
+    #[test]
+    fn guest_memory_grows_with_the_workloads_buffers() {
+        assert_eq!(launch(&["ready"]).guest_mem_mib(), GUEST_MEM_MIB);
+        assert_eq!(launch(&["mem", "--size-mib", "16"]).guest_mem_mib(), 256);
+        // Two 128 MiB buffers do not fit in 256 MiB beside the guest's own memory.
+        assert_eq!(launch(&["mem", "--size-mib", "128"]).guest_mem_mib(), 384);
+        assert_eq!(launch(&["mem", "--size-mib", "301"]).guest_mem_mib(), 730);
+        assert_eq!(
+            launch(&["fileio", "--size-mib", "200", "--files", "10"]).guest_mem_mib(),
+            328
+        );
+        assert_eq!(launch(&["cpu", "--size-mib", "999"]).guest_mem_mib(), 256);
+    }
 
     #[test]
     fn tagged_json_takes_the_last_line_after_noise() {

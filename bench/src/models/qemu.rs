@@ -73,16 +73,8 @@ impl Model for Qemu {
             return Err("qemu was not prepared".to_owned());
         };
         let mut cmd = Command::new(program);
-        cmd.args([
-            "-M",
-            "microvm",
-            "-accel",
-            self.accel(),
-            "-m",
-            "256",
-            "-smp",
-            "1",
-        ]);
+        cmd.args(["-M", "microvm", "-accel", self.accel(), "-smp", "1"]);
+        cmd.arg("-m").arg(launch.guest_mem_mib().to_string());
         cmd.args(["-nodefaults", "-no-user-config", "-nographic", "-no-reboot"]);
         cmd.args(["-serial", "stdio"]);
         cmd.arg("-kernel")
