@@ -11,6 +11,7 @@ use clap::Parser;
 use cli::{Cli, Command, ExecArgs, InitramfsArgs, RunArgs};
 use microvm::kernelless::{self, ExecOptions, MONITOR_FAILURE_EXIT_CODE};
 use microvm::linux::{initramfs, run as linux_run};
+use microvm::stats::StatsReport;
 
 fn main() -> ExitCode {
     let start = Instant::now();
@@ -45,13 +46,7 @@ fn exec(args: ExecArgs, start: Instant) -> anyhow::Result<i32> {
         measure_memory: args.stats,
     };
     let report = kernelless::exec(&options, start)?;
-    let mut stderr = std::io::stderr().lock();
-    if let Some(line) = report.outcome.report() {
-        writeln!(stderr, "microvm: {line}")?;
-    }
-    if args.stats {
-        writeln!(stderr, "{}", report.stats.line())?;
-    }
+    tell_end(report.outcome.report(), args.stats.then_some(&report.stats))?;
     Ok(report.outcome.exit_code())
 }
 
@@ -70,14 +65,21 @@ fn run(args: RunArgs, start: Instant) -> anyhow::Result<i32> {
     };
     let report = linux_run::run(&options, start)?;
     std::io::stdout().flush()?;
+    tell_end(report.outcome.report(), args.stats.then_some(&report.stats))?;
+    Ok(report.outcome.exit_code())
+}
+
+/// Says on stderr how the guest ended, if that needs saying, and with `--stats` the
+/// stats line.
+fn tell_end(outcome: Option<String>, stats: Option<&StatsReport>) -> std::io::Result<()> {
     let mut stderr = std::io::stderr().lock();
-    if let Some(line) = report.outcome.report() {
+    if let Some(line) = outcome {
         writeln!(stderr, "microvm: {line}")?;
     }
-    if args.stats {
-        writeln!(stderr, "{}", report.stats.line())?;
+    if let Some(stats) = stats {
+        writeln!(stderr, "{}", stats.line())?;
     }
-    Ok(report.outcome.exit_code())
+    Ok(())
 }
 
 fn build_initramfs(args: InitramfsArgs) -> anyhow::Result<i32> {

@@ -46,6 +46,15 @@ fn header(cols: &[&str]) -> String {
     format!("\n{}{}", row(&cells), row(&sep))
 }
 
+/// A section that is a table: its heading and introduction, then the header and the
+/// rows in `body`. A table without rows leaves the whole section out.
+fn table_section(md: &mut String, intro: &str, cols: &[&str], body: &str) {
+    if !body.is_empty() {
+        md.push_str(intro);
+        let _ = writeln!(md, "{}{body}", header(cols));
+    }
+}
+
 fn lower(v: impl serde::Serialize) -> String {
     serde_json::to_value(v)
         .ok()
@@ -345,21 +354,19 @@ fn relative_table(md: &mut String, runs: &[Run]) {
             }
         }
     }
-    if !body.is_empty() {
-        md.push_str("## Throughput relative to native\n\nAbove 1 is better than native: model ÷ native for rates, native ÷ model for costs, each over native's median; p5 and p95 are the model's, mapped the same way.\n");
-        let _ = writeln!(
-            md,
-            "{}{body}",
-            header(&[
-                "host",
-                "model",
-                "figure",
-                "relative (median)",
-                "relative p5",
-                "relative p95"
-            ])
-        );
-    }
+    table_section(
+        md,
+        "## Throughput relative to native\n\nAbove 1 is better than native: model ÷ native for rates, native ÷ model for costs, each over native's median; p5 and p95 are the model's, mapped the same way.\n",
+        &[
+            "host",
+            "model",
+            "figure",
+            "relative (median)",
+            "relative p5",
+            "relative p95",
+        ],
+        &body,
+    );
 }
 
 fn phases(md: &mut String, runs: &[Run]) {
@@ -387,14 +394,12 @@ fn phases(md: &mut String, runs: &[Run]) {
             }
         }
     }
-    if !body.is_empty() {
-        md.push_str("## Startup breakdown\n\nThe phases the engine or the monitor reported, in order, as the median over successful samples.\n");
-        let _ = writeln!(
-            md,
-            "{}{body}",
-            header(&["host", "model", "phase", "median (us)"])
-        );
-    }
+    table_section(
+        md,
+        "## Startup breakdown\n\nThe phases the engine or the monitor reported, in order, as the median over successful samples.\n",
+        &["host", "model", "phase", "median (us)"],
+        &body,
+    );
 }
 
 fn isolation(md: &mut String, runs: &[Run]) {
@@ -427,9 +432,10 @@ fn isolation(md: &mut String, runs: &[Run]) {
             body.push_str(&row(&cells));
         }
     }
-    if !body.is_empty() {
-        md.push_str("## What the workload saw in each model\n\nThe `info` workload's observations (first successful sample).\n");
-        let cols = [
+    table_section(
+        md,
+        "## What the workload saw in each model\n\nThe `info` workload's observations (first successful sample).\n",
+        &[
             "host",
             "model",
             "kernel",
@@ -441,9 +447,9 @@ fn isolation(md: &mut String, runs: &[Run]) {
             "mem_total_kib",
             "cgroup",
             "exit reasons",
-        ];
-        let _ = writeln!(md, "{}{body}", header(&cols));
-    }
+        ],
+        &body,
+    );
 }
 
 fn failures(md: &mut String, runs: &[Run]) {
@@ -466,12 +472,10 @@ fn failures(md: &mut String, runs: &[Run]) {
             }
         }
     }
-    if !body.is_empty() {
-        md.push_str("## Failed samples\n\nFailed samples are kept out of every statistic above.\n");
-        let _ = writeln!(
-            md,
-            "{}{body}",
-            header(&["host", "model", "scenario", "iteration", "error"])
-        );
-    }
+    table_section(
+        md,
+        "## Failed samples\n\nFailed samples are kept out of every statistic above.\n",
+        &["host", "model", "scenario", "iteration", "error"],
+        &body,
+    );
 }

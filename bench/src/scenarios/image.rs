@@ -100,16 +100,7 @@ fn starts(ctx: &Ctx<'_>, dir: &Path) -> Result<[(f64, u64); 2], String> {
         let ready = instance
             .wait_ready(ctx.timeout)
             .map_err(|e| format!("engine run: {e}"))?;
-        let f = instance
-            .wait_exit(ctx.timeout)
-            .map_err(|e| format!("engine run: {e}"))?;
-        if !f.success() {
-            return Err(format!(
-                "engine run ended with {}{}",
-                f.status_text(),
-                crate::process::tail(&f.stderr)
-            ));
-        }
+        super::sharing::output(ctx, instance)?;
         Ok((
             ready.as_secs_f64() * 1e3,
             dir_kib(&root).saturating_sub(before),

@@ -19,8 +19,18 @@ pub(crate) fn write(dir: &Path, file: &str, value: &str) -> Result<(), CgroupErr
 }
 
 /// Writes one limit: like [`write`], but a missing file is reported as a controller
-/// that is not enabled, which is what it means on a real cgroup filesystem.
+/// that is not enabled, which is what it means on a real cgroup filesystem. An optional
+/// setting whose file this kernel lacks (swap accounting off) is skipped with a
+/// warning instead, as Docker does.
 pub(crate) fn write_setting(dir: &Path, s: &Setting) -> Result<(), CgroupError> {
+    if s.optional && !dir.join(&s.file).exists() {
+        log::warn!(
+            "{} is not available on this kernel; {} not set",
+            s.file,
+            s.value
+        );
+        return Ok(());
+    }
     write(dir, &s.file, &s.value).map_err(|e| match dir.join(&s.file) {
         file if dir.is_dir() && !file.exists() => CgroupError::ControllerUnavailable {
             controller: s.controller.name(),

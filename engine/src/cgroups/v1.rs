@@ -17,14 +17,6 @@ pub(crate) fn apply(
         let dir = dirs
             .get(&s.controller)
             .ok_or(CgroupError::NoController(s.controller.name()))?;
-        if s.optional && !dir.join(&s.file).exists() {
-            log::warn!(
-                "{} is not available on this kernel; {} not set",
-                s.file,
-                s.value
-            );
-            continue;
-        }
         files::write_setting(dir, s)?;
     }
     Ok(())

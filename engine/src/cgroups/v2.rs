@@ -30,17 +30,9 @@ pub(crate) fn enable_controllers(parent: &Path, wanted: &[Controller]) -> Result
 }
 
 /// Writes `settings` into the cgroup directory `dir`; optional files the kernel lacks
-/// (swap accounting off) are skipped with a warning, as Docker does.
+/// are skipped with a warning ([`files::write_setting`]).
 pub(crate) fn apply(dir: &Path, settings: &[Setting]) -> Result<(), CgroupError> {
     for s in settings {
-        if s.optional && !dir.join(&s.file).exists() {
-            log::warn!(
-                "{} is not available on this kernel; {} not set",
-                s.file,
-                s.value
-            );
-            continue;
-        }
         files::write_setting(dir, s)?;
     }
     Ok(())

@@ -7,15 +7,13 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use oci_spec::image::{
-    Config, Descriptor, ImageConfiguration, ImageConfigurationBuilder, RootFsBuilder,
-};
+use oci_spec::image::{Config, Descriptor, ImageConfiguration, ImageConfigurationBuilder};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use super::bundle::BundleError;
 use super::containerfile::{self, ContainerfileError, Instruction, Step};
-use super::layer::{Layer, LayerError, LayerWriter, Metadata};
+use super::layer::{self, Layer, LayerError, LayerWriter, Metadata};
 use super::reference::Reference;
 use super::run_step::{self, RunStepError};
 use super::store::{ImageStore, StoreError};
@@ -158,14 +156,9 @@ fn report(out: &mut dyn Write, outcome: &StepOutcome) -> io::Result<()> {
 }
 
 fn image_config(state: &State) -> ImageConfiguration {
-    let rootfs = RootFsBuilder::default()
-        .typ("layers")
-        .diff_ids(state.diff_ids.clone())
-        .build()
-        .expect("all fields set");
     ImageConfigurationBuilder::default()
         .config(state.config.clone())
-        .rootfs(rootfs)
+        .rootfs(layer::rootfs_of(state.diff_ids.clone()))
         .history(state.history.clone())
         .build()
         .expect("all fields set")

@@ -263,7 +263,8 @@ fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Bundle
 #[cfg(test)]
 mod tests {
     use super::*;
-    use oci_spec::image::{ConfigBuilder, ImageConfigurationBuilder, RootFsBuilder};
+    use crate::image::layer;
+    use oci_spec::image::{ConfigBuilder, ImageConfigurationBuilder};
     use oci_spec::runtime::LinuxNamespaceType;
 
     fn config(entrypoint: &[&str], cmd: &[&str], user: &str) -> ImageConfiguration {
@@ -282,13 +283,7 @@ mod tests {
             .unwrap();
         ImageConfigurationBuilder::default()
             .config(c)
-            .rootfs(
-                RootFsBuilder::default()
-                    .typ("layers")
-                    .diff_ids(Vec::<String>::new())
-                    .build()
-                    .unwrap(),
-            )
+            .rootfs(layer::rootfs_of(Vec::new()))
             .build()
             .unwrap()
     }

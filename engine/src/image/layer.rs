@@ -7,7 +7,7 @@ use std::path::{Component, Path, PathBuf};
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use oci_spec::image::{Descriptor, Digest, MediaType};
+use oci_spec::image::{Descriptor, Digest, MediaType, RootFs, RootFsBuilder};
 use tempfile::NamedTempFile;
 
 use super::digest::HashingWriter;
@@ -33,6 +33,15 @@ pub struct Layer {
     pub descriptor: Descriptor,
     /// Digest of the uncompressed tar.
     pub diff_id: Digest,
+}
+
+/// The `rootfs` of an image configuration: the diff_ids of its layers, bottom first.
+pub(crate) fn rootfs_of(diff_ids: Vec<String>) -> RootFs {
+    RootFsBuilder::default()
+        .typ("layers")
+        .diff_ids(diff_ids)
+        .build()
+        .expect("all fields set")
 }
 
 type TarSink = HashingWriter<GzEncoder<HashingWriter<BufWriter<File>>>>;

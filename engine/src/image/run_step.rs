@@ -10,11 +10,11 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use oci_spec::image::{ImageConfigurationBuilder, RootFsBuilder};
+use oci_spec::image::ImageConfigurationBuilder;
 
 use super::build::State;
 use super::bundle::{self, BundleError, Overrides};
-use super::layer::{Layer, LayerError, LayerWriter, Metadata};
+use super::layer::{self, Layer, LayerError, LayerWriter, Metadata};
 use super::store::{ImageStore, StoreError};
 use super::unpack::{self, UnpackError};
 
@@ -87,13 +87,7 @@ fn write_spec(bundle: &Path, state: &State, args: &[String]) -> Result<HashSet<P
     config.set_cmd(Some(args.to_vec()));
     let image = ImageConfigurationBuilder::default()
         .config(config)
-        .rootfs(
-            RootFsBuilder::default()
-                .typ("layers")
-                .diff_ids(Vec::<String>::new())
-                .build()
-                .expect("set"),
-        )
+        .rootfs(layer::rootfs_of(Vec::new()))
         .build()
         .expect("all fields set");
     let overrides = Overrides {

@@ -423,17 +423,12 @@ pub fn ref_name(desc: &Descriptor) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use oci_spec::image::{ImageConfigurationBuilder, RootFsBuilder};
+    use crate::image::layer;
+    use oci_spec::image::ImageConfigurationBuilder;
 
     pub(crate) fn empty_config() -> ImageConfiguration {
         ImageConfigurationBuilder::default()
-            .rootfs(
-                RootFsBuilder::default()
-                    .typ("layers")
-                    .diff_ids(Vec::<String>::new())
-                    .build()
-                    .unwrap(),
-            )
+            .rootfs(layer::rootfs_of(Vec::new()))
             .build()
             .unwrap()
     }

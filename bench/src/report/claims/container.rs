@@ -54,15 +54,21 @@ fn flag_part(
     match flag(run, scenario, name, expect) {
         Some((m, ok, e)) => {
             ev.push(e);
-            let v = if ok {
-                Verdict::Holds
-            } else {
-                Verdict::DoesNotHold
-            };
-            (v, format!("{m}: {}", if ok { yes } else { no }))
+            yes_or_no(&m, ok, yes, no)
         }
         None => (Verdict::NotMeasured, run.why_missing("container", scenario)),
     }
+}
+
+/// A measured yes/no part: it holds with the `yes` text, or does not with `no`, each
+/// after the model's name.
+fn yes_or_no(model: &str, ok: bool, yes: &str, no: &str) -> Outcome {
+    let v = if ok {
+        Verdict::Holds
+    } else {
+        Verdict::DoesNotHold
+    };
+    (v, format!("{model}: {}", if ok { yes } else { no }))
 }
 
 const C7: (&str, &str, &str) = (
@@ -285,12 +291,7 @@ fn pid_namespace(run: &Run, ev: &mut Vec<Evidence>) -> Outcome {
     let Some((m, e)) = seen else { return o };
     let ok = e.number() == 1.0;
     ev.push(e);
-    let v = if ok {
-        Verdict::Holds
-    } else {
-        Verdict::DoesNotHold
-    };
-    (v, format!("{m}: {}", if ok { yes } else { no }))
+    yes_or_no(&m, ok, yes, no)
 }
 
 /// An own hostname: the `limits` scenario's fact, else `info`'s hostname against the

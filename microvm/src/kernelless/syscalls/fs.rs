@@ -83,6 +83,19 @@ impl SyscallHandler {
         self.abs_path(dirfd, &path)
     }
 
+    /// Where a call that creates an entry at a guest path puts it: the parent
+    /// directory and the new name. The root has no name of its own and already exists.
+    fn new_entry(
+        &self,
+        um: &UserMemory<'_>,
+        dirfd: u64,
+        path: u64,
+    ) -> Result<(OwnedFd, CString), Errno> {
+        let abs = self.guest_path(um, dirfd, path)?;
+        let (dir, name) = self.rootfs.parent_of(&abs)?;
+        Ok((dir, name.ok_or(Errno::EEXIST)?))
+    }
+
     /// Resolves the target of a `*at` call with `AT_EMPTY_PATH` and
     /// `AT_SYMLINK_NOFOLLOW` semantics, as an `O_PATH` descriptor.
     fn target(
@@ -185,9 +198,7 @@ impl SyscallHandler {
         path: u64,
         mode: u64,
     ) -> SysResult {
-        let abs = self.guest_path(um, dirfd, path)?;
-        let (dir, name) = self.rootfs.parent_of(&abs)?;
-        let name = name.ok_or(Errno::EEXIST)?;
+        let (dir, name) = self.new_entry(um, dirfd, path)?;
         host::mkdirat(dir.as_raw_fd(), &name, mode as u32 & 0o7777).map(|_| 0)
     }
 
@@ -271,9 +282,7 @@ impl SyscallHandler {
         if target.is_empty() {
             return Err(Errno::ENOENT);
         }
-        let abs = self.guest_path(um, dirfd, path)?;
-        let (dir, name) = self.rootfs.parent_of(&abs)?;
-        let name = name.ok_or(Errno::EEXIST)?;
+        let (dir, name) = self.new_entry(um, dirfd, path)?;
         host::symlinkat(&target, dir.as_raw_fd(), &name).map(|_| 0)
     }
 

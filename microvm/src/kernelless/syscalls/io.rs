@@ -266,13 +266,6 @@ mod tests {
     use crate::kernelless::syscalls::tests::{err, Guest, SCRATCH};
     use syscalls::Sysno;
 
-    fn open(g: &mut Guest, path: &str, flags: i32) -> u64 {
-        let p = g.put_str(SCRATCH + 0x8000, path);
-        let fd = g.call(Sysno::open, &[p, flags as u64, 0o644]);
-        assert!(fd >= 0, "open {path}: {fd}");
-        fd as u64
-    }
-
     /// Writes guest iovecs for `bufs` at `at`.
     fn put_iovecs(g: &Guest, at: u64, bufs: &[(u64, u64)]) {
         for (i, (base, len)) in bufs.iter().enumerate() {
@@ -284,13 +277,13 @@ mod tests {
     #[test]
     fn read_and_write_move_bytes_between_files_and_guest_memory() {
         let mut g = Guest::new();
-        let fd = open(&mut g, "/dir/file", libc::O_RDONLY);
+        let fd = g.open("/dir/file", libc::O_RDONLY);
         assert_eq!(g.call(Sysno::read, &[fd, SCRATCH, 100]), 5);
         assert_eq!(g.um().read_vec(SCRATCH, 5).unwrap(), b"hello");
         assert_eq!(g.call(Sysno::read, &[fd, SCRATCH, 100]), 0, "end of file");
         assert_eq!(g.call(Sysno::pread64, &[fd, SCRATCH, 3, 2]), 3);
         assert_eq!(g.um().read_vec(SCRATCH, 3).unwrap(), b"llo");
-        let out = open(&mut g, "/new", libc::O_WRONLY | libc::O_CREAT);
+        let out = g.open("/new", libc::O_WRONLY | libc::O_CREAT);
         g.um().write(SCRATCH, b"written").unwrap();
         assert_eq!(g.call(Sysno::write, &[out, SCRATCH, 7]), 7);
         assert_eq!(std::fs::read(g.root.join("new")).unwrap(), b"written");
@@ -299,7 +292,7 @@ mod tests {
     #[test]
     fn bad_buffers_and_fds_fail_cleanly() {
         let mut g = Guest::new();
-        let fd = open(&mut g, "/dir/file", libc::O_RDONLY);
+        let fd = g.open("/dir/file", libc::O_RDONLY);
         assert_eq!(g.call(Sysno::read, &[fd, 0, 10]), err(Errno::EFAULT));
         assert_eq!(g.call(Sysno::read, &[fd, 16 << 20, 10]), err(Errno::EFAULT));
         assert_eq!(
@@ -325,7 +318,7 @@ mod tests {
     #[test]
     fn readv_scatters_and_writev_gathers() {
         let mut g = Guest::new();
-        let out = open(&mut g, "/v", libc::O_RDWR | libc::O_CREAT);
+        let out = g.open("/v", libc::O_RDWR | libc::O_CREAT);
         g.um().write(SCRATCH, b"abc").unwrap();
         g.um().write(SCRATCH + 0x100, b"defgh").unwrap();
         let iov = SCRATCH + 0x1000;
@@ -360,7 +353,7 @@ mod tests {
     fn ready_written_to_fd_1_is_timestamped() {
         let mut g = Guest::new();
         // Point guest fd 1 at a file so the test's stdout stays clean.
-        let file = open(&mut g, "/out", libc::O_WRONLY | libc::O_CREAT);
+        let file = g.open("/out", libc::O_WRONLY | libc::O_CREAT);
         assert_eq!(g.call(Sysno::dup2, &[file, 1]), 1);
         g.um().write(SCRATCH, b"READY\n").unwrap();
         assert!(g.handler.ready_at().is_none());
@@ -373,7 +366,7 @@ mod tests {
     #[test]
     fn tcgets_says_not_a_tty_and_fionbio_sets_nonblocking() {
         let mut g = Guest::new();
-        let fd = open(&mut g, "/dir/file", libc::O_RDONLY);
+        let fd = g.open("/dir/file", libc::O_RDONLY);
         assert_eq!(
             g.call(Sysno::ioctl, &[fd, libc::TCGETS, SCRATCH]),
             err(Errno::ENOTTY)

@@ -421,6 +421,15 @@ pub(crate) mod tests {
             self.um().write(at, &b).unwrap();
             at
         }
+
+        /// Opens `path` (creating it with mode 0644 where `flags` say so) and returns the
+        /// guest descriptor; panics when the open fails.
+        pub(crate) fn open(&mut self, path: &str, flags: i32) -> u64 {
+            let p = self.put_str(SCRATCH + 0x8000, path);
+            let fd = self.call(Sysno::open, &[p, flags as u64, 0o644]);
+            assert!(fd >= 0, "open {path}: {fd}");
+            fd as u64
+        }
     }
 
     pub(crate) fn err(e: Errno) -> i64 {

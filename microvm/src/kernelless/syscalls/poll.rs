@@ -241,17 +241,10 @@ mod tests {
     use crate::kernelless::syscalls::tests::{err, Guest, SCRATCH};
     use syscalls::{Errno, Sysno};
 
-    fn open(g: &mut Guest, path: &str, flags: i32) -> u64 {
-        let p = g.put_str(SCRATCH + 0x8000, path);
-        let fd = g.call(Sysno::open, &[p, flags as u64, 0o644]);
-        assert!(fd >= 0, "open {path}: {fd}");
-        fd as u64
-    }
-
     #[test]
     fn poll_reports_ready_and_invalid_descriptors() {
         let mut g = Guest::new();
-        let fd = open(&mut g, "/dir/file", libc::O_RDONLY);
+        let fd = g.open("/dir/file", libc::O_RDONLY);
         let at = SCRATCH;
         let entries: [(i32, i16); 3] = [
             (fd as i32, libc::POLLIN),
