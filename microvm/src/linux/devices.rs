@@ -1,14 +1,15 @@
 //! The Linux guest's legacy devices: COM1 with its interrupt line, the i8042 (its
-//! reset line powers the VM off), and the ready/exit-status ports, where a write of
+//! reset line powers the VM off), the CMOS clock, and the ready/exit-status ports, where a write of
 //! the exit status ends the VM with that status.
 
 use std::sync::{Arc, Mutex};
 
 use vmm_sys_util::eventfd::EventFd;
 
-use crate::arch::x86_64::layout::{COM1_PORT, I8042_PORT};
+use crate::arch::x86_64::layout::{CMOS_RTC_PORT, COM1_PORT, I8042_PORT};
 use crate::devices::bus::{Bus, BusDevice, BusError, DeviceEvent};
-use crate::devices::i8042::I8042;
+use crate::devices::cmos_rtc::{self, CmosRtc};
+use crate::devices::i8042::{self, I8042};
 use crate::devices::ready_port::{ReadyPort, PORT_COUNT, READY_PORT};
 use crate::devices::serial::{EventFdTrigger, SerialDevice};
 
@@ -50,8 +51,8 @@ pub struct LegacyDevices {
     pub ports: Arc<Mutex<GuestPorts>>,
 }
 
-/// Builds the port bus: serial (raising `serial_irq`, writing to stdout), i8042 and
-/// the guest ports.
+/// Builds the port bus: serial (raising `serial_irq`, writing to stdout), i8042, the
+/// CMOS clock and the guest ports.
 pub fn legacy_devices(
     serial_irq: EventFd,
     out: Box<dyn std::io::Write + Send>,
@@ -59,7 +60,10 @@ pub fn legacy_devices(
     let mut pio = Bus::new();
     let serial = SerialDevice::new(EventFdTrigger(serial_irq), out);
     pio.insert(COM1_PORT.into(), 8, Arc::new(Mutex::new(serial)))?;
-    pio.insert(I8042_PORT.into(), 5, Arc::new(Mutex::new(I8042::new())))?;
+    let i8042 = Arc::new(Mutex::new(I8042::new()));
+    pio.insert(I8042_PORT.into(), i8042::PORT_COUNT, i8042)?;
+    let rtc = Arc::new(Mutex::new(CmosRtc::new()));
+    pio.insert(CMOS_RTC_PORT.into(), cmos_rtc::PORT_COUNT, rtc)?;
     let ports = Arc::new(Mutex::new(GuestPorts::default()));
     pio.insert(READY_PORT.into(), PORT_COUNT, ports.clone())?;
     Ok(LegacyDevices { pio, ports })
@@ -98,5 +102,20 @@ mod tests {
         devices.pio.write(u64::from(COM1_PORT) + 1, &[0x02]); // IER: THR empty interrupt
         devices.pio.write(COM1_PORT.into(), b"x");
         assert!(irq.read().unwrap() > 0, "serial raised its interrupt line");
+    }
+
+    #[test]
+    fn cmos_clock_answers_at_0x70_with_a_valid_time() {
+        let devices = legacy_devices(EventFd::new(0).unwrap(), Box::new(std::io::sink())).unwrap();
+        let mut value = [0xff];
+        devices.pio.write(0x70, &[0x0d]);
+        devices.pio.read(0x71, &mut value);
+        assert_eq!(value, [0x80], "register D: time valid");
+        devices.pio.write(0x70, &[0x32]);
+        devices.pio.read(0x71, &mut value);
+        assert!(
+            (0x20..=0x29).contains(&value[0]),
+            "century in BCD: {value:x?}"
+        );
     }
 }

@@ -80,3 +80,5 @@ pub const EXCEPTION_STUB_SIZE: u64 = 8;
 pub const COM1_PORT: u16 = 0x3f8;
 /// I/O ports of the 8042 keyboard controller (data at 0x60, command/status at 0x64).
 pub const I8042_PORT: u16 = 0x60;
+/// The CMOS real-time clock: index port; data at the next port.
+pub const CMOS_RTC_PORT: u16 = 0x70;
