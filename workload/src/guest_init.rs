@@ -91,7 +91,18 @@ fn ensure_console() {
     let _ = rustix::stdio::dup2_stderr(&console);
 }
 
+/// Waits until the console has sent everything written to it. The kernel hands
+/// console output to the serial port from its tty layer, possibly on another vCPU;
+/// reporting the exit status first would end the VM with the last lines (the RESULT
+/// line among them) still queued.
+fn drain_console() {
+    let _ = io::Write::flush(&mut io::stdout());
+    let _ = rustix::termios::tcdrain(rustix::stdio::stdout());
+    let _ = rustix::termios::tcdrain(rustix::stdio::stderr());
+}
+
 fn power_off(ports: Option<&MonitorPorts>, status: i32) -> ! {
+    drain_console();
     if let Some(ports) = ports {
         ports.report_exit_status(status.clamp(0, 255) as u8);
     }

@@ -178,6 +178,16 @@ impl Archive {
 
     /// Adds the host file `src` at `dst`, keeping its permission bits.
     pub fn add_host_file(&mut self, src: &Path, dst: &str) -> Result<(), InitramfsError> {
+        self.add_host_file_with(src, dst, 0)
+    }
+
+    /// Adds the host file `src` at `dst` with its permission bits plus `extra_perm`.
+    fn add_host_file_with(
+        &mut self,
+        src: &Path,
+        dst: &str,
+        extra_perm: u32,
+    ) -> Result<(), InitramfsError> {
         let read_err = |source| InitramfsError::Read {
             path: src.to_owned(),
             source,
@@ -187,7 +197,7 @@ impl Archive {
             return Err(InitramfsError::TooLarge(src.to_owned()));
         }
         let data = fs::read(src).map_err(read_err)?;
-        self.add_file(dst, meta.permissions().mode(), data)
+        self.add_file(dst, meta.permissions().mode() | extra_perm, data)
     }
 
     /// The entries, in archive order.
@@ -296,7 +306,9 @@ pub fn default_init() -> Result<PathBuf, InitramfsError> {
 /// Builds the archive for `spec`.
 pub fn build(spec: &InitramfsSpec) -> Result<Archive, InitramfsError> {
     let mut archive = Archive::with_base_layout();
-    archive.add_host_file(&spec.init, "/init")?;
+    // The kernel runs /init whatever its mode was on the host; one that is not
+    // executable ends the boot with "Failed to execute /init (error -13)".
+    archive.add_host_file_with(&spec.init, "/init", 0o555)?;
     for (src, dst) in &spec.extra {
         archive.add_host_file(src, dst)?;
     }
@@ -443,6 +455,29 @@ pub(crate) mod tests {
             Err(InitramfsError::BadAdd(_))
         ));
         assert!(matches!(parse_add(":/dst"), Err(InitramfsError::BadAdd(_))));
+    }
+
+    #[test]
+    fn init_is_executable_whatever_its_host_mode_and_added_files_keep_theirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("init.sh");
+        fs::write(&script, "#!/bin/sh\n").unwrap();
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o644)).unwrap();
+        let spec = InitramfsSpec {
+            init: script.clone(),
+            extra: vec![(script, "/etc/data".into())],
+        };
+        let archive = build(&spec).unwrap();
+        let mut bytes = Vec::new();
+        archive.write_to(&mut bytes).unwrap();
+        let mode_of = |name: &str| {
+            parse(&bytes)
+                .into_iter()
+                .find(|e| e.0 == name)
+                .map(|e| e.1 & 0o7777)
+        };
+        assert_eq!(mode_of("init"), Some(0o755));
+        assert_eq!(mode_of("etc/data"), Some(0o644));
     }
 
     #[test]

@@ -22,6 +22,9 @@ pub const CMDLINE_MAX_SIZE: usize = 2048;
 /// The MP table (floating pointer and configuration table), in the last KiB of
 /// conventional memory where the kernel scans for it.
 pub const MPTABLE_ADDR: u64 = 0x9_fc00;
+/// The ACPI tables (RSDP, XSDT, MADT), in the BIOS area the kernel scans for the RSDP
+/// (0xE0000-0xFFFFF, reserved in the e820 map).
+pub const ACPI_TABLES_ADDR: u64 = 0xe_0000;
 /// End of usable conventional memory: the EBDA starts here.
 pub const EBDA_START: u64 = 0x9_fc00;
 /// Start of high memory: the protected-mode kernel is loaded here.

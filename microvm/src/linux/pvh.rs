@@ -21,6 +21,7 @@ pub fn start_info(
     cmdline_addr: u64,
     initrd: Option<(u64, u64)>,
     memmap: &[boot_e820_entry],
+    rsdp_addr: u64,
 ) -> [Vec<u8>; 3] {
     let memmap = &memmap[..memmap.len().min(MAX_MEMMAP_ENTRIES)];
     let mut info = Vec::with_capacity(56);
@@ -37,7 +38,7 @@ pub fn start_info(
         .to_le_bytes(),
     );
     info.extend(cmdline_addr.to_le_bytes());
-    info.extend(0u64.to_le_bytes()); // no ACPI RSDP
+    info.extend(rsdp_addr.to_le_bytes());
     info.extend(PVH_MEMMAP_ADDR.to_le_bytes());
     info.extend((memmap.len() as u32).to_le_bytes());
     info.extend(0u32.to_le_bytes());
@@ -65,8 +66,9 @@ pub fn write(
     cmdline_addr: u64,
     initrd: Option<(u64, u64)>,
     memmap: &[boot_e820_entry],
+    rsdp_addr: u64,
 ) -> Result<(), GuestMemoryError> {
-    let [info, modlist, map] = start_info(cmdline_addr, initrd, memmap);
+    let [info, modlist, map] = start_info(cmdline_addr, initrd, memmap, rsdp_addr);
     mem.write_slice(&info, GuestAddress(PVH_INFO_ADDR))?;
     mem.write_slice(&modlist, GuestAddress(PVH_MODLIST_ADDR))?;
     mem.write_slice(&map, GuestAddress(PVH_MEMMAP_ADDR))?;
@@ -117,7 +119,8 @@ mod tests {
     #[test]
     fn start_info_has_the_layout_of_hvm_start_info() {
         let map = e820_map(&ram_ranges(128 << 20));
-        let [info, modlist, memmap] = start_info(0x2_0000, Some((0x700_0000, 0x1234)), &map);
+        let [info, modlist, memmap] =
+            start_info(0x2_0000, Some((0x700_0000, 0x1234)), &map, 0xe_0000);
         assert_eq!(
             info.len(),
             std::mem::size_of::<linux_loader::loader::elf::start_info::hvm_start_info>()
@@ -145,7 +148,7 @@ mod tests {
 
     #[test]
     fn without_an_initrd_there_are_no_modules() {
-        let [info, modlist, _] = start_info(0x2_0000, None, &[]);
+        let [info, modlist, _] = start_info(0x2_0000, None, &[], 0xe_0000);
         assert_eq!((u32_at(&info, 12), u64_at(&info, 16)), (0, 0));
         assert!(modlist.is_empty());
     }

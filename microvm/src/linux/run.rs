@@ -18,6 +18,7 @@ use linux_loader::cmdline::Cmdline;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use vmm_sys_util::eventfd::EventFd;
 
+use super::acpi::{self, AcpiError};
 use super::boot_params::{self, BootParamsError, ZeroPage};
 use super::cpu;
 use super::devices::{legacy_devices, GuestPorts};
@@ -104,6 +105,9 @@ pub enum RunError {
     /// The MP table.
     #[error(transparent)]
     Mptable(#[from] MptableError),
+    /// The ACPI tables.
+    #[error(transparent)]
+    Acpi(#[from] AcpiError),
     /// Creating the VM.
     #[error(transparent)]
     Vm(#[from] VmError),
@@ -437,7 +441,10 @@ fn load_boot_data(
         initrd,
         e820: boot_params::e820_map(ram),
     };
-    let params = boot_params::build(&page)?;
+    let mut params = boot_params::build(&page)?;
+    // Kernels without MP-table support (Debian's) learn the vCPUs from ACPI's MADT.
+    let rsdp = acpi::write(mem, options.vcpus)?;
+    params.acpi_rsdp_addr = rsdp;
     mem.write_slice(line.as_bytes_with_nul(), GuestAddress(CMDLINE_ADDR))
         .map_err(guest("the command line"))?;
     mem.write_obj(params, GuestAddress(ZERO_PAGE_ADDR))
@@ -445,7 +452,8 @@ fn load_boot_data(
     mptable::write(mem, options.vcpus)?;
     cpu::write_boot_tables(mem).map_err(guest("the boot page tables and GDT"))?;
     if kernel.pvh_entry.is_some() {
-        pvh::write(mem, CMDLINE_ADDR, initrd, &page.e820).map_err(guest("the PVH start info"))?;
+        pvh::write(mem, CMDLINE_ADDR, initrd, &page.e820, rsdp)
+            .map_err(guest("the PVH start info"))?;
     }
     Ok(())
 }
