@@ -114,6 +114,10 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     let Some((sub, rest)) = args.split_first() else {
         return Err(UsageError("no subcommand given".into()));
     };
+    // `workload cpu --help` asks for the usage text, as with any other tool.
+    if rest.iter().any(|a| a == "--help" || a == "-h") {
+        return Ok(Command::Help);
+    }
     let mut opts = Options::new(sub, rest)?;
     let command = match sub.as_str() {
         "ready" => Command::Ready,

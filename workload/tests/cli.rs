@@ -212,6 +212,18 @@ fn help_lists_every_subcommand() {
 }
 
 #[test]
+fn help_after_a_subcommand_prints_the_usage_instead_of_an_error() {
+    for args in [&["cpu", "--help"][..], &["net", "--serve", "-h"][..]] {
+        let out = run(args);
+        assert!(out.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("--iterations"),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
 fn idle_is_ready_and_stays_until_killed() {
     let mut child = Command::new(WORKLOAD)
         .arg("idle")
