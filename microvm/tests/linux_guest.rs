@@ -4,10 +4,11 @@
 
 mod common;
 
+use common::microvm;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use assert_cmd::Command as Cmd;
 use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
 
@@ -19,10 +20,6 @@ fn host_kernel() -> Option<PathBuf> {
 /// The workload, built by cargo: `cargo test -p microvm` alone does not build it.
 fn workload_bin() -> PathBuf {
     common::workload()
-}
-
-fn microvm() -> Cmd {
-    Cmd::cargo_bin("microvm").unwrap()
 }
 
 fn build_initramfs(dir: &Path) -> PathBuf {
@@ -189,7 +186,7 @@ fn run_on_pvm_without_force_explains_why_it_refuses() {
         .stderr(contains("PVM").and(contains("--force")));
 }
 
-fn run_forced() -> Cmd {
+fn run_forced() -> assert_cmd::Command {
     let mut cmd = microvm();
     cmd.args(["run", "--force"]);
     cmd

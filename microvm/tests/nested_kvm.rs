@@ -8,10 +8,10 @@
 
 mod common;
 
+use common::microvm;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-use assert_cmd::Command as Cmd;
 
 /// The modules the outer guest loads, in order, relative to `/lib/modules/RELEASE/kernel`.
 const KVM_MODULES: &[&str] = &[
@@ -21,10 +21,6 @@ const KVM_MODULES: &[&str] = &[
 ];
 /// A static busybox gives the outer guest its shell.
 const BUSYBOX: &str = "/bin/busybox";
-
-fn microvm() -> Cmd {
-    Cmd::cargo_bin("microvm").unwrap()
-}
 
 /// What the outer guest needs from the host, or why this host cannot run the test.
 struct Parts {

@@ -26,6 +26,17 @@ const STATUS_B: usize = 0x0b;
 const STATUS_C: usize = 0x0c;
 const STATUS_D: usize = 0x0d;
 const CENTURY: usize = 0x32;
+/// The registers that read the clock (and ignore writes: it follows the host).
+const CLOCK_REGISTERS: [usize; 8] = [
+    SECONDS,
+    MINUTES,
+    HOURS,
+    DAY_OF_WEEK,
+    DAY_OF_MONTH,
+    MONTH,
+    YEAR,
+    CENTURY,
+];
 /// Register A at power-on: 32.768 kHz time base, 1024 Hz rate, update-in-progress clear.
 const STATUS_A_DEFAULT: u8 = 0x26;
 /// Register B at power-on: 24-hour mode, BCD values, no interrupts.
@@ -133,11 +144,7 @@ impl CmosRtc {
                 ((value / 10) << 4) | (value % 10)
             }
         };
-        let clock_register = matches!(
-            index,
-            SECONDS | MINUTES | HOURS | DAY_OF_WEEK | DAY_OF_MONTH | MONTH | YEAR | CENTURY
-        );
-        if !clock_register {
+        if !CLOCK_REGISTERS.contains(&index) {
             return self.ram[index];
         }
         let now = (self.now)();
@@ -184,8 +191,8 @@ impl BusDevice for CmosRtc {
             (0, _) => self.index = usize::from(value & INDEX_MASK),
             // The clock follows the host: setting it, or the read-only status bits
             // (A's update-in-progress, C's flags, D's validity), changes nothing.
-            (_, SECONDS | MINUTES | HOURS | DAY_OF_WEEK | DAY_OF_MONTH | MONTH | YEAR)
-            | (_, STATUS_C | STATUS_D | CENTURY) => {}
+            (_, index) if CLOCK_REGISTERS.contains(&index) => {}
+            (_, STATUS_C | STATUS_D) => {}
             (_, STATUS_A) => self.ram[STATUS_A] = value & INDEX_MASK,
             (_, index) => self.ram[index] = value,
         }
@@ -240,19 +247,10 @@ mod tests {
     #[test]
     fn clock_reads_bcd_by_default_and_binary_when_asked() {
         let mut rtc = CmosRtc::with_clock(fixed);
-        let bcd: Vec<u8> = [
-            SECONDS,
-            MINUTES,
-            HOURS,
-            DAY_OF_WEEK,
-            DAY_OF_MONTH,
-            MONTH,
-            YEAR,
-            CENTURY,
-        ]
-        .iter()
-        .map(|&r| read(&mut rtc, r as u8))
-        .collect();
+        let bcd: Vec<u8> = CLOCK_REGISTERS
+            .iter()
+            .map(|&r| read(&mut rtc, r as u8))
+            .collect();
         assert_eq!(bcd, [0x05, 0x04, 0x15, 0x03, 0x24, 0x11, 0x26, 0x20]);
         rtc.write(0, &[STATUS_B as u8]);
         rtc.write(1, &[STATUS_B_BINARY | STATUS_B_24_HOUR]);

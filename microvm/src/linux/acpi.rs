@@ -8,7 +8,7 @@
 use vm_memory::{Bytes, GuestAddress, GuestMemoryError, GuestMemoryMmap};
 
 use super::layout::{ACPI_TABLES_ADDR, APIC_ADDR, IOAPIC_ADDR};
-use super::mptable::MAX_VCPUS;
+use super::mptable::{checksum, MAX_VCPUS};
 
 /// Length of every table's standard header.
 const HEADER_LEN: usize = 36;
@@ -40,10 +40,6 @@ pub enum AcpiError {
     /// Guest memory refused the write.
     #[error("writing the ACPI tables into guest memory: {0}")]
     Memory(#[from] GuestMemoryError),
-}
-
-fn checksum(bytes: &[u8]) -> u8 {
-    0u8.wrapping_sub(bytes.iter().fold(0u8, |sum, b| sum.wrapping_add(*b)))
 }
 
 /// A system description table: the standard header (with its length and checksum

@@ -40,7 +40,8 @@ pub enum MptableError {
     Memory(#[from] GuestMemoryError),
 }
 
-fn checksum(bytes: &[u8]) -> u8 {
+/// The byte that makes `bytes` sum to zero (MP and ACPI tables alike).
+pub(super) fn checksum(bytes: &[u8]) -> u8 {
     0u8.wrapping_sub(bytes.iter().fold(0u8, |sum, b| sum.wrapping_add(*b)))
 }
 
